@@ -1,0 +1,120 @@
+//! Configuration shared by every binary that owns a board: its geometry and
+//! rules ([`CanvasArgs`]), where it is stored ([`StoreArgs`]), and how to
+//! reach Redis ([`RedisArgs`]).
+
+use std::path::PathBuf;
+
+use crate::palette::Palette;
+
+/// The largest board side accepted.
+pub const MAX_SIDE: u32 = 16_384;
+/// The largest board in bytes (3 per pixel); one Redis string holds at most
+/// 512 MiB, and a board this size is already a 300 MB download.
+pub const MAX_BOARD_BYTES: u64 = 300 * 1024 * 1024;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CanvasArgs {
+    /// Board width in pixels.
+    #[arg(long = "canvas-width", env = "CANVAS_WIDTH", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_SIDE as i64))]
+    pub width: u32,
+
+    /// Board height in pixels.
+    #[arg(long = "canvas-height", env = "CANVAS_HEIGHT", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=MAX_SIDE as i64))]
+    pub height: u32,
+
+    /// Colors that may be placed: `rplace-2022` (the 32 colors of r/place
+    /// 2022), `any` (every 24-bit color), or comma-separated `#RRGGBB` colors.
+    #[arg(long, env = "PALETTE", default_value = "rplace-2022")]
+    pub palette: Palette,
+
+    /// Milliseconds a user waits between two placements; 0 disables.
+    #[arg(long = "cooldown-ms", env = "COOLDOWN_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
+    pub cooldown_ms: u64,
+
+    /// How many recent writes the replay log keeps for `/api/updates` and
+    /// gap repair (approximate in Redis, trimmed in whole blocks).
+    #[arg(long = "replay-log-len", env = "REPLAY_LOG_LEN", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub replay_log_len: u64,
+}
+
+impl CanvasArgs {
+    /// Checks what clap cannot: the board's total size.
+    pub fn validate(&self) -> Result<(), String> {
+        let bytes = u64::from(self.width) * u64::from(self.height) * 3;
+        if bytes > MAX_BOARD_BYTES {
+            return Err(format!(
+                "CANVAS_WIDTH x CANVAS_HEIGHT = {}x{} needs {bytes} bytes; the most is {MAX_BOARD_BYTES}",
+                self.width, self.height
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RedisArgs {
+    /// Redis URL (`redis://[user:password@]host:port/db`, or `rediss://` for
+    /// TLS). When neither this nor REDIS_HOST is set, the board is kept by the
+    /// embedded on-disk store instead.
+    #[arg(long = "redis-url", env = "REDIS_URL")]
+    pub url: Option<String>,
+
+    /// Redis host, the prototype's way (used when REDIS_URL is unset).
+    #[arg(long = "redis-host", env = "REDIS_HOST")]
+    pub host: Option<String>,
+
+    /// Redis port, with REDIS_HOST.
+    #[arg(long = "redis-port", env = "REDIS_PORT", default_value_t = 6379)]
+    pub port: u16,
+
+    /// Redis password, with REDIS_HOST (or to add to a REDIS_URL without one).
+    #[arg(
+        long = "redis-password",
+        env = "REDIS_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+
+    /// Redis database number, with REDIS_HOST.
+    #[arg(long = "redis-db", env = "REDIS_DB", default_value_t = 0)]
+    pub db: i64,
+}
+
+impl RedisArgs {
+    /// The Redis connection settings, or `None` for the embedded store.
+    pub fn connection_info(&self) -> Result<Option<redis::ConnectionInfo>, String> {
+        use redis::IntoConnectionInfo;
+        let info = match (&self.url, &self.host) {
+            (Some(url), _) => url
+                .as_str()
+                .into_connection_info()
+                .map_err(|e| format!("REDIS_URL is not a Redis URL: {e}"))?,
+            (None, Some(host)) => format!("redis://{host}:{}/{}", self.port, self.db)
+                .as_str()
+                .into_connection_info()
+                .map_err(|e| {
+                    format!("REDIS_HOST/REDIS_PORT/REDIS_DB do not form a Redis address: {e}")
+                })?,
+            (None, None) => return Ok(None),
+        };
+        let info = match &self.password {
+            Some(password) if info.redis_settings().password().is_none() => {
+                let settings = info.redis_settings().clone().set_password(password.clone());
+                info.set_redis_settings(settings)
+            }
+            _ => info,
+        };
+        Ok(Some(info))
+    }
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// Folder of the embedded store (used when no Redis is configured).
+    #[arg(long = "data-dir", env = "DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+}

@@ -1,0 +1,135 @@
+//! [`ApiError`]: every way a canvas call fails, as the client is told it.
+//! 4xx bodies say what was wrong; 5xx bodies say little and the cause goes
+//! to the log.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use protocol::ErrorCode;
+use protocol::http::{ErrorBody, ErrorDetail};
+
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("({x}, {y}) is outside the {width}x{height} board")]
+    OutOfBounds {
+        x: i64,
+        y: i64,
+        width: u32,
+        height: u32,
+    },
+    #[error("{0}")]
+    InvalidColor(String),
+    #[error("{0}")]
+    InvalidUsername(String),
+    #[error("you can place another pixel in {}.{:03} s", retry_after_ms / 1000, retry_after_ms % 1000)]
+    Cooldown { retry_after_ms: u64 },
+    #[error("nobody has placed the pixel at ({x}, {y})")]
+    NeverPlaced { x: u32, y: u32 },
+    #[error(
+        "the replay log no longer reaches back to seq {since} (latest is {latest_seq}); refetch the board"
+    )]
+    Gone { since: u64, latest_seq: u64 },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// The cause is logged, not sent.
+    #[error("the canvas store is unavailable; nothing was stored, try again shortly")]
+    Unavailable(String),
+    /// The cause is logged, not sent.
+    #[error("internal error")]
+    Internal(String),
+    /// An error as a remote canvas-api reported it.
+    #[error("{}", .0.message)]
+    Remote(ErrorDetail),
+}
+
+impl ApiError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::OutOfBounds { .. } => ErrorCode::OutOfBounds,
+            ApiError::InvalidColor(_) => ErrorCode::InvalidColor,
+            ApiError::InvalidUsername(_) => ErrorCode::InvalidUsername,
+            ApiError::Cooldown { .. } => ErrorCode::Cooldown,
+            ApiError::NeverPlaced { .. } => ErrorCode::NeverPlaced,
+            ApiError::Gone { .. } => ErrorCode::Gone,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::Unavailable(_) => ErrorCode::Unavailable,
+            ApiError::Internal(_) => ErrorCode::Internal,
+            ApiError::Remote(detail) => detail.code,
+        }
+    }
+
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            ApiError::Cooldown { retry_after_ms } => Some(*retry_after_ms),
+            ApiError::Remote(detail) => detail.retry_after_ms,
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self.code() {
+            ErrorCode::BadRequest
+            | ErrorCode::UnknownType
+            | ErrorCode::InvalidColor
+            | ErrorCode::InvalidUsername
+            | ErrorCode::OutOfBounds
+            | ErrorCode::FrameTooLarge
+            | ErrorCode::BinaryNotSupported => StatusCode::BAD_REQUEST,
+            ErrorCode::Cooldown | ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::NeverPlaced | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Gone => StatusCode::GONE,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal | ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn detail(&self) -> ErrorDetail {
+        ErrorDetail {
+            code: self.code(),
+            message: self.to_string(),
+            retry_after_ms: self.retry_after_ms(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
+            StoreError::Corrupt(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Unavailable(cause) => tracing::warn!(%cause, "canvas store unavailable"),
+            ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            _ => {}
+        }
+        let mut response = (
+            self.status(),
+            Json(ErrorBody {
+                error: self.detail(),
+            }),
+        )
+            .into_response();
+        if let Some(ms) = self.retry_after_ms() {
+            let secs = ms.div_ceil(1000).max(1);
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
+    }
+}

@@ -1,0 +1,99 @@
+//! canvas-api: the board's owner. It validates pixel writes, stores them
+//! atomically (Redis, or the embedded on-disk store), and serves the board
+//! over HTTP. The gateway links this crate too, to run everything in one
+//! process when no Redis is configured.
+
+pub mod announce;
+pub mod canvas;
+pub mod config;
+pub mod error;
+pub mod maintenance;
+pub mod metrics;
+pub mod palette;
+pub mod render;
+pub mod routes;
+pub mod store;
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use tokio::net::TcpListener;
+use tower_http::compression::{CompressionLayer, CompressionLevel};
+use tower_http::timeout::TimeoutLayer;
+
+pub use announce::Announcer;
+pub use canvas::Canvas;
+pub use error::ApiError;
+
+/// How long any HTTP request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every canvas-api handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub canvas: Canvas,
+    pub announcer: Announcer,
+}
+
+/// Compression (when the client accepts it) and a time limit, for every
+/// route that returns a body.
+pub fn http_layers(router: Router) -> Router {
+    router
+        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+}
+
+/// The standalone canvas-api's router.
+pub fn router(state: AppState) -> Router {
+    let router = routes::all_routes()
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .with_state(state);
+    http_layers(router)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then finishes
+/// the requests in flight.
+pub async fn run(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Opens the store the configuration names: Redis when given, else the
+/// embedded store in `DATA_DIR`.
+pub async fn open_store(
+    canvas: &config::CanvasArgs,
+    redis: Option<redis::ConnectionInfo>,
+    store: &config::StoreArgs,
+) -> anyhow::Result<store::CanvasStore> {
+    let geometry = store::Geometry {
+        width: canvas.width,
+        height: canvas.height,
+    };
+    Ok(match redis {
+        Some(info) => store::CanvasStore::Redis(
+            store::RedisStore::connect(info, geometry, canvas.replay_log_len)
+                .await
+                .map_err(|e| anyhow::anyhow!("Redis: {e}"))?,
+        ),
+        None => {
+            let dir = store.data_dir.clone();
+            let log_len = canvas.replay_log_len;
+            let embedded = tokio::task::spawn_blocking(move || {
+                store::EmbeddedStore::open(&dir, geometry, log_len)
+            })
+            .await??;
+            store::CanvasStore::Embedded(embedded)
+        }
+    })
+}

@@ -1,0 +1,88 @@
+//! The `canvas-api` binary: configuration, logging, signals; the service
+//! itself is the library.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use canvas_api::config::{CanvasArgs, RedisArgs, StoreArgs};
+use canvas_api::{Announcer, AppState, Canvas};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// The board's owner: stores pixel writes and serves the board over HTTP.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8081")]
+    listen: SocketAddr,
+
+    #[command(flatten)]
+    canvas: CanvasArgs,
+
+    #[command(flatten)]
+    redis: RedisArgs,
+
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let config = Config::parse();
+    config.canvas.validate().map_err(anyhow::Error::msg)?;
+    let redis = config.redis.connection_info().map_err(anyhow::Error::msg)?;
+
+    let store = canvas_api::open_store(&config.canvas, redis, &config.store).await?;
+    let announcer = match &store {
+        canvas_api::store::CanvasStore::Redis(r) => Announcer::Redis(r.connection()),
+        canvas_api::store::CanvasStore::Embedded(_) => Announcer::Nobody,
+    };
+    let canvas = Canvas::new(
+        store.clone(),
+        config.canvas.palette.clone(),
+        config.canvas.cooldown_ms,
+    );
+    let tracker = TaskTracker::new();
+    let cancel = CancellationToken::new();
+    canvas_api::maintenance::spawn(store, &tracker, cancel.clone());
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("LISTEN_ADDR {}: cannot listen", config.listen))?;
+    tracing::info!("listening on {}", listener.local_addr()?);
+    let router = canvas_api::router(AppState { canvas, announcer });
+    canvas_api::run(listener, router, shutdown_signal()).await?;
+
+    cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

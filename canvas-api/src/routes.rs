@@ -1,0 +1,225 @@
+//! canvas-api's HTTP routes.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use protocol::ServerMessage;
+use protocol::http::{
+    HEADER_CANVAS_HEIGHT, HEADER_CANVAS_SEQ, HEADER_CANVAS_WIDTH, HEADER_PUBLISHED_BY_CALLER,
+    PixelInfo, PlacePixelRequest, PlacePixelResponse, UpdatesPage,
+};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::render;
+
+/// The largest `PUT /api/pixel` body.
+pub const MAX_PIXEL_BODY: usize = 4 * 1024;
+/// `/api/updates` page size when `limit` is not given.
+pub const DEFAULT_UPDATES_PAGE: usize = 1000;
+
+/// The `/api` routes alone, for a process that serves them beside others.
+pub fn api_routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/config", get(config))
+        .route(
+            "/api/pixel",
+            axum::routing::put(place_pixel)
+                .post(place_pixel)
+                .layer(DefaultBodyLimit::max(MAX_PIXEL_BODY)),
+        )
+        .route("/api/canvas.bin", get(canvas_bin))
+        .route("/api/canvas.png", get(canvas_png))
+        .route("/api/canvas", get(canvas_legacy))
+        .route("/api/pixel/{x}/{y}", get(pixel_info))
+        .route("/api/updates", get(updates))
+}
+
+async fn config(State(state): State<AppState>) -> impl IntoResponse {
+    Json(state.canvas.config())
+}
+
+async fn place_pixel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<PlacePixelResponse>, ApiError> {
+    let body = body.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge(MAX_PIXEL_BODY)
+        }
+        other => ApiError::BadRequest(other.body_text()),
+    })?;
+    let req: PlacePixelRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body must be JSON {{\"x\", \"y\", \"color\", \"username\"}}: {e}"
+        ))
+    })?;
+    let event = state
+        .canvas
+        .place(req.x, req.y, &req.color, &req.username)
+        .await?;
+    let response = PlacePixelResponse {
+        seq: event.seq,
+        timestamp: event.timestamp,
+        x: event.x,
+        y: event.y,
+        color: event.color,
+    };
+    if !headers.contains_key(HEADER_PUBLISHED_BY_CALLER) {
+        if let Err(cause) = state.announcer.announce(event).await {
+            // Stored, so still acknowledged; receivers see the seq gap and
+            // fetch the write from the replay log.
+            state.canvas.metrics().publish_failures.inc();
+            tracing::warn!(%cause, seq = response.seq, "publishing a stored pixel failed");
+        }
+    }
+    Ok(Json(response))
+}
+
+async fn canvas_bin(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let snapshot = state.canvas.snapshot().await?;
+    let g = state.canvas.geometry();
+    let mut response = snapshot.rgb.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(HEADER_CANVAS_WIDTH, g.width.into());
+    h.insert(HEADER_CANVAS_HEIGHT, g.height.into());
+    h.insert(HEADER_CANVAS_SEQ, snapshot.seq.into());
+    expose_canvas_headers(h);
+    Ok(response)
+}
+
+/// Lets a browser page on another origin (when CORS allows it) read the
+/// board's headers.
+fn expose_canvas_headers(h: &mut HeaderMap) {
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("x-canvas-width, x-canvas-height, x-canvas-seq"),
+    );
+}
+
+async fn canvas_png(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let snapshot = state.canvas.snapshot().await?;
+    let g = state.canvas.geometry();
+    let png = tokio::task::spawn_blocking(move || {
+        render::png(g, &snapshot.rgb).map(|png| (png, snapshot.seq))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (png, seq) = png.map_err(|e| ApiError::Internal(format!("PNG encoding: {e}")))?;
+    let mut response = png.into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(HEADER_CANVAS_SEQ, seq.into());
+    expose_canvas_headers(h);
+    Ok(response)
+}
+
+async fn canvas_legacy(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let snapshot = state.canvas.snapshot().await?;
+    let g = state.canvas.geometry();
+    let legacy = tokio::task::spawn_blocking(move || render::legacy(g, &snapshot))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(legacy).into_response())
+}
+
+fn parse_coordinate(name: &str, raw: &str) -> Result<i64, ApiError> {
+    raw.parse()
+        .map_err(|_| ApiError::BadRequest(format!("{name} must be an integer, got {raw:?}")))
+}
+
+async fn pixel_info(
+    State(state): State<AppState>,
+    Path((x, y)): Path<(String, String)>,
+) -> Result<Json<PixelInfo>, ApiError> {
+    let (x, y) = (parse_coordinate("x", &x)?, parse_coordinate("y", &y)?);
+    let record = state.canvas.pixel(x, y).await?;
+    Ok(Json(PixelInfo {
+        x: x as u32,
+        y: y as u32,
+        color: record.color,
+        username: record.username,
+        timestamp: record.timestamp,
+        seq: record.seq,
+    }))
+}
+
+async fn updates(
+    State(state): State<AppState>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<UpdatesPage>, ApiError> {
+    let since = query.get("since").ok_or_else(|| {
+        ApiError::BadRequest("`since` is required: /api/updates?since=SEQ".into())
+    })?;
+    let since: u64 = since.parse().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "`since` must be a non-negative integer, got {since:?}"
+        ))
+    })?;
+    let limit = match query.get("limit") {
+        None => DEFAULT_UPDATES_PAGE,
+        Some(raw) => raw.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+            ApiError::BadRequest(format!("`limit` must be a positive integer, got {raw:?}"))
+        })?,
+    };
+    let (events, latest_seq, has_more) = state.canvas.updates_since(since, limit).await?;
+    Ok(Json(UpdatesPage {
+        events: events
+            .into_iter()
+            .map(ServerMessage::PixelUpdated)
+            .collect(),
+        latest_seq,
+        has_more,
+    }))
+}
+
+/// `/healthz`: the process answers.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `/readyz`: the store takes writes.
+async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    state.canvas.ready().await.map(|()| "ready")
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut out = String::new();
+    state.canvas.metrics().render(&mut out);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// The routes of the standalone canvas-api: `/api`, health and metrics.
+pub fn all_routes() -> Router<AppState> {
+    api_routes()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// JSON 404 for every unknown path.
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no route for {}", uri.path()))
+}
+
+/// JSON 405 for a known path with the wrong method.
+pub async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let mut r =
+        ApiError::BadRequest(format!("{method} is not allowed on {}", uri.path())).into_response();
+    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    r
+}

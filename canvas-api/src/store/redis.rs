@@ -1,0 +1,319 @@
+//! The board in Redis, the source of truth of a multi-replica deploy.
+//!
+//! Layout (key names in `protocol::names::canvas`): the board is one string
+//! of `width * height * 3` bytes holding `255 - value` for each color byte, so
+//! a missing key or a short string reads as the white background and nothing
+//! needs initialising; `SETRANGE` writes one pixel. Writes go through one Lua
+//! script ([`place.lua`](place.lua)), snapshots through `MULTI`/`EXEC`, so a
+//! snapshot's bytes and its `seq` always agree.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use protocol::names::canvas as keys;
+use protocol::{Color, PixelUpdated};
+use redis::aio::ConnectionManager;
+use redis::{AsyncCommands, Script, Value};
+
+use super::{Geometry, PixelRecord, PlaceOutcome, Snapshot, StoreError, Updates, Write};
+
+/// How long one Redis call may take before the write is reported
+/// `unavailable` (the client is told; nothing is acknowledged).
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    geometry: Geometry,
+    log_len: u64,
+    place: std::sync::Arc<Script>,
+    updates: std::sync::Arc<Script>,
+}
+
+impl RedisStore {
+    /// Connects and checks that Redis holds a board of this geometry (or
+    /// none yet). A board of another size is refused rather than misread.
+    pub async fn connect(
+        info: redis::ConnectionInfo,
+        geometry: Geometry,
+        log_len: u64,
+    ) -> Result<Self, StoreError> {
+        let conn = connect_manager(info).await?;
+        let store = RedisStore {
+            conn,
+            geometry,
+            log_len,
+            place: std::sync::Arc::new(Script::new(include_str!("place.lua"))),
+            updates: std::sync::Arc::new(Script::new(include_str!("updates.lua"))),
+        };
+        store.claim_dimensions().await?;
+        Ok(store)
+    }
+
+    async fn claim_dimensions(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let wanted = format!("{}x{}", self.geometry.width, self.geometry.height);
+        let _: bool = conn
+            .set_nx(keys::DIMENSIONS, &wanted)
+            .await
+            .map_err(unavailable)?;
+        let stored: String = conn.get(keys::DIMENSIONS).await.map_err(unavailable)?;
+        if stored != wanted {
+            return Err(StoreError::Corrupt(format!(
+                "Redis holds a {stored} board but CANVAS_WIDTH x CANVAS_HEIGHT is {wanted}; \
+                 refusing to start so the stored board is not misread"
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    /// A clone of the connection, for publishing beside the store.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    pub async fn place(&self, write: &Write) -> Result<PlaceOutcome, StoreError> {
+        let index = self.geometry.index(write.x, write.y);
+        let [r, g, b] = write.color.rgb();
+        let stored = [255 - r, 255 - g, 255 - b];
+        let color = write.color.to_string();
+        let mut conn = self.conn.clone();
+        let reply: Vec<i64> = self
+            .place
+            .key(keys::BOARD)
+            .key(keys::SEQ)
+            .key(keys::PIXEL_META)
+            .key(keys::LOG)
+            .key(format!("{}{}", keys::COOLDOWN_PREFIX, write.username))
+            .arg(index * 3)
+            .arg(&stored[..])
+            .arg(write.x)
+            .arg(write.y)
+            .arg(&color)
+            .arg(&write.username)
+            .arg(write.cooldown_ms)
+            .arg(self.log_len)
+            .arg(index)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        match reply.as_slice() {
+            [1, seq, ts] => Ok(PlaceOutcome::Stored(PixelUpdated {
+                x: write.x,
+                y: write.y,
+                color: write.color,
+                username: write.username.clone(),
+                timestamp: *ts as u64,
+                seq: *seq as u64,
+            })),
+            [0, ttl] => Ok(PlaceOutcome::Cooldown {
+                retry_after_ms: (*ttl).max(1) as u64,
+            }),
+            other => Err(StoreError::Corrupt(format!(
+                "place script answered {other:?}"
+            ))),
+        }
+    }
+
+    pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let mut conn = self.conn.clone();
+        let (seq, stored): (Option<u64>, Option<Vec<u8>>) = redis::pipe()
+            .atomic()
+            .get(keys::SEQ)
+            .get(keys::BOARD)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let len = self.geometry.byte_len();
+        let mut rgb = stored.unwrap_or_default();
+        if rgb.len() > len {
+            return Err(StoreError::Corrupt(format!(
+                "board key holds {} bytes, more than {len}",
+                rgb.len()
+            )));
+        }
+        // Bytes past the end of the stored string were never written: white.
+        rgb.resize(len, 0);
+        for byte in &mut rgb {
+            *byte = !*byte;
+        }
+        Ok(Snapshot {
+            seq: seq.unwrap_or(0),
+            rgb: Bytes::from(rgb),
+        })
+    }
+
+    pub async fn pixel(&self, x: u32, y: u32) -> Result<Option<PixelRecord>, StoreError> {
+        let index = self.geometry.index(x, y);
+        let mut conn = self.conn.clone();
+        let meta: Option<String> = conn
+            .hget(keys::PIXEL_META, index)
+            .await
+            .map_err(unavailable)?;
+        meta.map(|m| parse_meta(&m)).transpose()
+    }
+
+    pub async fn updates_since(&self, since: u64, limit: usize) -> Result<Updates, StoreError> {
+        let mut conn = self.conn.clone();
+        let reply: Value = self
+            .updates
+            .key(keys::SEQ)
+            .key(keys::LOG)
+            .arg(since)
+            .arg(limit)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        parse_updates(reply, since, limit)
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// A connection that reconnects by itself and gives up on a call after
+/// [`RESPONSE_TIMEOUT`], so an unreachable Redis is an error, not a hang.
+pub async fn connect_manager(info: redis::ConnectionInfo) -> Result<ConnectionManager, StoreError> {
+    let client = redis::Client::open(info).map_err(unavailable)?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(unavailable)
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// Parses `"<seq>:<timestamp>:<#RRGGBB>:<username>"`.
+fn parse_meta(meta: &str) -> Result<PixelRecord, StoreError> {
+    let bad = || StoreError::Corrupt(format!("pixel metadata {meta:?}"));
+    let mut parts = meta.splitn(4, ':');
+    let seq = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let timestamp = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let color: Color = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
+    let username = parts.next().ok_or_else(bad)?.to_owned();
+    Ok(PixelRecord {
+        color,
+        username,
+        timestamp,
+        seq,
+    })
+}
+
+fn parse_updates(reply: Value, since: u64, limit: usize) -> Result<Updates, StoreError> {
+    let bad = |what: &str| StoreError::Corrupt(format!("updates script answered {what}"));
+    let Value::Array(parts) = reply else {
+        return Err(bad("a non-array"));
+    };
+    let latest_seq = match parts.first() {
+        Some(Value::Int(n)) => *n as u64,
+        _ => return Err(bad("no latest seq")),
+    };
+    match parts.get(1) {
+        Some(Value::Int(1)) => {}
+        Some(Value::Int(0)) => return Ok(Updates::Gone { latest_seq }),
+        _ => return Err(bad("no status")),
+    }
+    let entries = match parts.get(2) {
+        Some(Value::Array(entries)) => entries.as_slice(),
+        _ => &[],
+    };
+    let mut events = Vec::with_capacity(entries.len());
+    let mut expected = since + 1;
+    for entry in entries {
+        let event = parse_entry(entry)?;
+        if event.seq != expected {
+            // Entries are written with consecutive seqs; a hole means the
+            // log was tampered with, and a page must never skip silently.
+            return Err(StoreError::Corrupt(format!(
+                "replay log jumps from seq {} to {}",
+                expected - 1,
+                event.seq
+            )));
+        }
+        expected += 1;
+        events.push(event);
+    }
+    let last = events.last().map_or(since, |e| e.seq);
+    Ok(Updates::Page {
+        has_more: events.len() == limit && last < latest_seq,
+        events,
+        latest_seq,
+    })
+}
+
+/// Parses one stream entry `[id, [field, value, ...]]`.
+fn parse_entry(entry: &Value) -> Result<PixelUpdated, StoreError> {
+    let bad = || StoreError::Corrupt(format!("replay log entry {entry:?}"));
+    let Value::Array(pair) = entry else {
+        return Err(bad());
+    };
+    let [id, Value::Array(fields)] = pair.as_slice() else {
+        return Err(bad());
+    };
+    let text = |v: &Value| -> Option<String> {
+        match v {
+            Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+            Value::SimpleString(s) => Some(s.clone()),
+            _ => None,
+        }
+    };
+    let id = text(id).ok_or_else(bad)?;
+    let seq: u64 = id
+        .split('-')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(bad)?;
+    let (mut x, mut y, mut color, mut username, mut timestamp) = (None, None, None, None, None);
+    for kv in fields.chunks(2) {
+        let [k, v] = kv else { return Err(bad()) };
+        let (k, v) = (text(k).ok_or_else(bad)?, text(v).ok_or_else(bad)?);
+        match k.as_str() {
+            "x" => x = v.parse().ok(),
+            "y" => y = v.parse().ok(),
+            "c" => color = v.parse().ok(),
+            "u" => username = Some(v),
+            "t" => timestamp = v.parse().ok(),
+            _ => {}
+        }
+    }
+    Ok(PixelUpdated {
+        x: x.ok_or_else(bad)?,
+        y: y.ok_or_else(bad)?,
+        color: color.ok_or_else(bad)?,
+        username: username.ok_or_else(bad)?,
+        timestamp: timestamp.ok_or_else(bad)?,
+        seq,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_round_trip() {
+        let r = parse_meta("12:1700000000000:#FF4500:alice").unwrap();
+        assert_eq!(r.seq, 12);
+        assert_eq!(r.timestamp, 1_700_000_000_000);
+        assert_eq!(r.color, Color([0xFF, 0x45, 0]));
+        assert_eq!(r.username, "alice");
+        assert!(parse_meta("12:x:#FF4500:alice").is_err());
+        assert!(parse_meta("12:1").is_err());
+    }
+}

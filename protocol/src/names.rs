@@ -1,0 +1,34 @@
+//! Redis channel and key names. Every process that touches Redis takes its
+//! names from here, so a rename cannot split the cluster in two.
+
+/// Pub/sub channel carrying every `pixel_updated` event as its JSON text.
+pub const PIXEL_UPDATES_CHANNEL: &str = "pixel-updates";
+/// Pub/sub channel announcing that a pod's user list changed.
+pub const USER_EVENTS_CHANNEL: &str = "user-events";
+
+/// The key holding one gateway's presence record (a [`crate::presence::PodUsers`]
+/// JSON, with a TTL).
+pub fn pod_users_key(pod_id: &str) -> String {
+    format!("pod:{pod_id}:users")
+}
+
+/// A set naming every pod that may hold a presence key. Aggregation reads it
+/// instead of scanning the keyspace (`KEYS` blocks Redis).
+pub const PODS_SET: &str = "pods";
+
+/// Keys owned by canvas-api. Nothing else writes them.
+pub mod canvas {
+    /// The board: `width * height * 3` bytes, each byte stored as
+    /// `255 - value`, so a missing key or a short string reads as white.
+    pub const BOARD: &str = "canvas:board";
+    /// The board's dimensions, `"<width>x<height>"`, set on first start.
+    pub const DIMENSIONS: &str = "canvas:dimensions";
+    /// The canvas-wide sequence number of the last accepted write.
+    pub const SEQ: &str = "canvas:seq";
+    /// Hash from pixel index to `"<seq>:<timestamp>:<username>"`.
+    pub const PIXEL_META: &str = "canvas:pixel-meta";
+    /// Stream (entry id `<seq>-0`) of accepted writes: the replay log.
+    pub const LOG: &str = "canvas:log";
+    /// Prefix of per-user cooldown keys (`cooldown:<username>`).
+    pub const COOLDOWN_PREFIX: &str = "cooldown:";
+}

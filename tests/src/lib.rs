@@ -1,0 +1,1 @@
+//! Shared code of the integration suite and the load-test tool.
