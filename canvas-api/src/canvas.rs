@@ -52,15 +52,18 @@ impl Canvas {
         &self.inner.metrics
     }
 
-    pub fn config(&self) -> CanvasConfig {
+    /// The board's rules, and the `seq` they were read at.
+    pub async fn config(&self) -> Result<CanvasConfig, ApiError> {
+        let seq = self.inner.store.latest_seq().await?;
         let g = self.geometry();
-        CanvasConfig {
+        Ok(CanvasConfig {
             width: g.width,
             height: g.height,
             palette: self.inner.palette.colors().to_vec(),
             any_color: self.inner.palette.is_any(),
             cooldown_ms: self.inner.cooldown_ms,
-        }
+            seq,
+        })
     }
 
     /// Checks a placement against the board's rules without storing it.

@@ -42,8 +42,10 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/updates", get(updates))
 }
 
-async fn config(State(state): State<AppState>) -> impl IntoResponse {
-    Json(state.canvas.config())
+async fn config(
+    State(state): State<AppState>,
+) -> Result<Json<protocol::http::CanvasConfig>, ApiError> {
+    Ok(Json(state.canvas.config().await?))
 }
 
 async fn place_pixel(

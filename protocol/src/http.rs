@@ -24,6 +24,9 @@ pub struct CanvasConfig {
     #[serde(default)]
     pub any_color: bool,
     pub cooldown_ms: u64,
+    /// The canvas-wide `seq` when the config was read.
+    #[serde(default)]
+    pub seq: u64,
 }
 
 /// `PUT /api/pixel` request. Fields are loose on purpose (see

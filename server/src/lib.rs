@@ -1,1 +1,299 @@
-//! placeholder
+//! The WebSocket gateway.
+//!
+//! Clients hold a WebSocket here; placements go to the board's store
+//! ([`backend`]), stored pixels go out on the event bus ([`bus`]), and every
+//! event heard back is fanned out to this gateway's clients ([`fanout`],
+//! [`hub`]). With no Redis and no separate canvas-api configured, this one
+//! process is the whole product, serving the web client and `/api` too.
+
+pub mod backend;
+pub mod bus;
+pub mod config;
+pub mod connection;
+pub mod decode;
+pub mod fanout;
+pub mod hub;
+pub mod metrics;
+pub mod presence;
+pub mod proxy;
+pub mod routes;
+pub mod sequencer;
+pub mod subscriber;
+pub mod web;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use canvas_api::store::CanvasStore;
+use canvas_api::{Announcer, Canvas};
+use protocol::http::CanvasConfig;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::backend::{CanvasBackend, RemoteCanvas};
+use crate::bus::{EventBus, INGEST_CAPACITY, Incoming};
+use crate::config::Config;
+use crate::fanout::Fanout;
+use crate::hub::Hub;
+use crate::metrics::GatewayMetrics;
+use crate::presence::{LocalUsers, PresenceStore, PresenceTask};
+use crate::subscriber::Subscriber;
+
+pub use routes::router;
+
+/// Everything a connection or handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway(Arc<GatewayInner>);
+
+impl Deref for Gateway {
+    type Target = GatewayInner;
+    fn deref(&self) -> &GatewayInner {
+        &self.0
+    }
+}
+
+pub struct GatewayInner {
+    pub pod_id: String,
+    /// The board's rules, sent in every `connected`.
+    pub canvas_config: CanvasConfig,
+    pub backend: CanvasBackend,
+    pub bus: EventBus,
+    pub hub: Arc<Hub>,
+    pub users: Arc<LocalUsers>,
+    pub metrics: Arc<GatewayMetrics>,
+    pub max_connections: usize,
+    /// How `/api` is served here.
+    pub api: ApiMode,
+    /// Cancelled when the gateway stops: connections close with 1001.
+    pub shutdown: CancellationToken,
+    /// Connection tasks, awaited on shutdown.
+    pub connections: TaskTracker,
+    /// True while the Redis subscription is live (None: no Redis).
+    subscriber_live: Option<Arc<AtomicBool>>,
+    /// Background tasks (fan-out, subscriber, presence, store upkeep).
+    background: TaskTracker,
+    background_stop: CancellationToken,
+    shutdown_grace: Duration,
+}
+
+pub enum ApiMode {
+    /// The board is in this process: serve canvas-api's routes directly.
+    Local(canvas_api::AppState),
+    /// Pass `/api` through to a separate canvas-api.
+    Proxy(RemoteCanvas),
+}
+
+impl Gateway {
+    /// Connects to what the configuration names and starts the background
+    /// tasks.
+    pub async fn start(config: &Config) -> anyhow::Result<Gateway> {
+        config.validate().map_err(anyhow::Error::msg)?;
+        let pod_id = config.resolved_pod_id();
+        let redis_info = config.redis.connection_info().map_err(anyhow::Error::msg)?;
+        let metrics = Arc::new(GatewayMetrics::default());
+        let hub = Arc::new(Hub::default());
+        let users = Arc::new(LocalUsers::default());
+        let background = TaskTracker::new();
+        let background_stop = CancellationToken::new();
+        let (ingest_tx, ingest_rx) = mpsc::channel::<Incoming>(INGEST_CAPACITY);
+        let presence_changed = Arc::new(Notify::new());
+
+        let redis_conn = match &redis_info {
+            Some(info) => Some(
+                canvas_api::store::redis::connect_manager(info.clone())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("Redis: {e}"))?,
+            ),
+            None => None,
+        };
+        let bus = match &redis_conn {
+            Some(conn) => EventBus::Redis(conn.clone()),
+            None => EventBus::Local(ingest_tx.clone()),
+        };
+
+        let (backend, api) = match &config.canvas_api_url {
+            Some(url) => {
+                let remote = RemoteCanvas::new(url).context("CANVAS_API_URL")?;
+                (
+                    CanvasBackend::Remote(remote.clone()),
+                    ApiMode::Proxy(remote),
+                )
+            }
+            None => {
+                let store =
+                    canvas_api::open_store(&config.canvas, redis_info.clone(), &config.store)
+                        .await?;
+                canvas_api::maintenance::spawn(store.clone(), &background, background_stop.clone());
+                let canvas = Canvas::new(
+                    store.clone(),
+                    config.canvas.palette.clone(),
+                    config.canvas.cooldown_ms,
+                );
+                // Writes made through this process's own `PUT /api/pixel`
+                // are announced like WebSocket placements.
+                let announcer = match &store {
+                    CanvasStore::Redis(r) => Announcer::Redis(r.connection()),
+                    CanvasStore::Embedded(_) => {
+                        let tx = ingest_tx.clone();
+                        Announcer::Local(Arc::new(move |event| {
+                            let json = bus::encode_pixel(&event);
+                            if tx
+                                .try_send(Incoming::Pixel {
+                                    seq: event.seq,
+                                    json,
+                                })
+                                .is_err()
+                            {
+                                // The fan-out is saturated; the gap is
+                                // repaired from the replay log.
+                                tracing::warn!(seq = event.seq, "fan-out queue full");
+                            }
+                        }))
+                    }
+                };
+                (
+                    CanvasBackend::InProcess(canvas.clone()),
+                    ApiMode::Local(canvas_api::AppState { canvas, announcer }),
+                )
+            }
+        };
+        let canvas_config = fetch_config(&backend).await?;
+
+        let fanout = Fanout {
+            rx: ingest_rx,
+            hub: hub.clone(),
+            backend: backend.clone(),
+            grace: config.gap_grace(),
+            metrics: metrics.clone(),
+        };
+        background.spawn(fanout.run(background_stop.clone()));
+
+        let subscriber_live = match &redis_info {
+            Some(info) => {
+                let live = Arc::new(AtomicBool::new(false));
+                let subscriber = Subscriber {
+                    client: redis::Client::open(info.clone())?,
+                    ingest: ingest_tx.clone(),
+                    presence_changed: presence_changed.clone(),
+                    live: live.clone(),
+                    metrics: metrics.clone(),
+                };
+                background.spawn(subscriber.run(background_stop.clone()));
+                Some(live)
+            }
+            None => None,
+        };
+        drop(ingest_tx);
+
+        let presence = PresenceTask {
+            store: match &redis_conn {
+                Some(conn) => PresenceStore::Redis {
+                    conn: conn.clone(),
+                    pod_id: pod_id.clone(),
+                    ttl: config.presence_ttl(),
+                },
+                None => PresenceStore::Local,
+            },
+            users: users.clone(),
+            remote_changed: presence_changed,
+            hub: hub.clone(),
+        };
+        background.spawn(presence.run(background_stop.clone()));
+
+        tracing::info!(%pod_id, mode = mode_name(config), "gateway started");
+        Ok(Gateway(Arc::new(GatewayInner {
+            pod_id,
+            canvas_config,
+            backend,
+            bus,
+            hub,
+            users,
+            metrics,
+            max_connections: config.max_connections,
+            api,
+            shutdown: CancellationToken::new(),
+            connections: TaskTracker::new(),
+            subscriber_live,
+            background,
+            background_stop,
+            shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+        })))
+    }
+
+    /// Ready to take clients: not stopping, and subscribed when on Redis.
+    pub fn is_ready(&self) -> bool {
+        !self.shutdown.is_cancelled()
+            && self
+                .subscriber_live
+                .as_ref()
+                .is_none_or(|live| live.load(Ordering::Relaxed))
+    }
+}
+
+fn mode_name(config: &Config) -> &'static str {
+    match (
+        &config.canvas_api_url,
+        config.redis.url.is_some() || config.redis.host.is_some(),
+    ) {
+        (Some(_), _) => "gateway with remote canvas-api",
+        (None, true) => "single process on Redis",
+        (None, false) => "single process, embedded store",
+    }
+}
+
+/// The board's rules, waiting a little for a canvas-api that starts after us.
+async fn fetch_config(backend: &CanvasBackend) -> anyhow::Result<CanvasConfig> {
+    let mut last = None;
+    for _ in 0..60 {
+        match backend.config().await {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "waiting for canvas-api");
+                last = Some(e);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    Err(anyhow::anyhow!(
+        "cannot read the canvas config: {}",
+        last.expect("tried")
+    ))
+}
+
+/// Serves until `shutdown` completes; then closes every WebSocket with
+/// 1001 ("reconnect"), waits for connections up to the grace period, removes
+/// this pod's presence and stops the background tasks.
+pub async fn run(
+    listener: TcpListener,
+    gateway: Gateway,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let token = gateway.shutdown.clone();
+    let signal = async move {
+        shutdown.await;
+        token.cancel();
+    };
+    axum::serve(listener, app)
+        .with_graceful_shutdown(signal)
+        .await?;
+    gateway.connections.close();
+    if tokio::time::timeout(gateway.shutdown_grace, gateway.connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the grace period");
+    }
+    gateway.background_stop.cancel();
+    gateway.background.close();
+    gateway.background.wait().await;
+    tracing::info!("gateway stopped");
+    Ok(())
+}

@@ -152,6 +152,14 @@ impl CanvasStore {
         }
     }
 
+    /// The `seq` of the last stored write.
+    pub async fn latest_seq(&self) -> Result<u64, StoreError> {
+        match self {
+            CanvasStore::Redis(s) => s.latest_seq().await,
+            CanvasStore::Embedded(s) => Ok(s.latest_seq()),
+        }
+    }
+
     /// Fails when the store cannot take writes now.
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {

@@ -171,6 +171,12 @@ impl RedisStore {
         parse_updates(reply, since, limit)
     }
 
+    pub async fn latest_seq(&self) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        let seq: Option<u64> = conn.get(keys::SEQ).await.map_err(unavailable)?;
+        Ok(seq.unwrap_or(0))
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let _: String = redis::cmd("PING")

@@ -318,6 +318,10 @@ impl EmbeddedStore {
         }
     }
 
+    pub fn latest_seq(&self) -> u64 {
+        self.state().seq
+    }
+
     pub fn ping(&self) -> Result<(), StoreError> {
         match &self.state().broken {
             Some(cause) => Err(StoreError::Unavailable(format!(

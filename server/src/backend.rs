@@ -1,0 +1,186 @@
+//! [`CanvasBackend`]: where the gateway stores placements and reads the
+//! replay log: the board in this process, or a separate canvas-api over a
+//! pooled keep-alive HTTP client (the Kubernetes shape).
+
+use std::time::Duration;
+
+use canvas_api::{ApiError, Canvas};
+use protocol::PixelUpdated;
+use protocol::ServerMessage;
+use protocol::http::{
+    CanvasConfig, ErrorBody, HEADER_PUBLISHED_BY_CALLER, PlacePixelRequest, PlacePixelResponse,
+    UpdatesPage,
+};
+use serde::de::DeserializeOwned;
+
+/// How long a call to canvas-api may take before the placement is reported
+/// `unavailable`.
+const REMOTE_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Clone)]
+pub enum CanvasBackend {
+    InProcess(Canvas),
+    Remote(RemoteCanvas),
+}
+
+/// A page of the replay log.
+pub struct Page {
+    pub events: Vec<PixelUpdated>,
+    pub latest_seq: u64,
+    pub has_more: bool,
+}
+
+impl CanvasBackend {
+    /// Validates and stores one pixel; `Ok` means stored, not yet published.
+    pub async fn place(
+        &self,
+        x: i64,
+        y: i64,
+        color: &str,
+        username: &str,
+    ) -> Result<PixelUpdated, ApiError> {
+        match self {
+            CanvasBackend::InProcess(canvas) => canvas.place(x, y, color, username).await,
+            CanvasBackend::Remote(remote) => remote.place(x, y, color, username).await,
+        }
+    }
+
+    pub async fn updates_since(&self, since: u64, limit: usize) -> Result<Page, ApiError> {
+        match self {
+            CanvasBackend::InProcess(canvas) => {
+                let (events, latest_seq, has_more) = canvas.updates_since(since, limit).await?;
+                Ok(Page {
+                    events,
+                    latest_seq,
+                    has_more,
+                })
+            }
+            CanvasBackend::Remote(remote) => remote.updates_since(since, limit).await,
+        }
+    }
+
+    pub async fn config(&self) -> Result<CanvasConfig, ApiError> {
+        match self {
+            CanvasBackend::InProcess(canvas) => canvas.config().await,
+            CanvasBackend::Remote(remote) => remote.get_json("/api/config").await,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RemoteCanvas {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl RemoteCanvas {
+    pub fn new(base_url: &str) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(REMOTE_TIMEOUT)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(RemoteCanvas {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    async fn place(
+        &self,
+        x: i64,
+        y: i64,
+        color: &str,
+        username: &str,
+    ) -> Result<PixelUpdated, ApiError> {
+        let body = PlacePixelRequest {
+            x,
+            y,
+            color: color.to_owned(),
+            username: username.to_owned(),
+        };
+        let response = self
+            .http
+            .put(format!("{}/api/pixel", self.base))
+            .header(HEADER_PUBLISHED_BY_CALLER, "1")
+            .json(&body)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let placed: PlacePixelResponse = read_json(response).await?;
+        Ok(PixelUpdated {
+            x: placed.x,
+            y: placed.y,
+            color: placed.color,
+            username: username.to_owned(),
+            timestamp: placed.timestamp,
+            seq: placed.seq,
+        })
+    }
+
+    async fn updates_since(&self, since: u64, limit: usize) -> Result<Page, ApiError> {
+        let page: UpdatesPage = self
+            .get_json(&format!("/api/updates?since={since}&limit={limit}"))
+            .await?;
+        let events = page
+            .events
+            .into_iter()
+            .filter_map(|m| match m {
+                ServerMessage::PixelUpdated(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        Ok(Page {
+            events,
+            latest_seq: page.latest_seq,
+            has_more: page.has_more,
+        })
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        read_json(response).await
+    }
+}
+
+fn unreachable(e: reqwest::Error) -> ApiError {
+    ApiError::Unavailable(format!("canvas-api: {e}"))
+}
+
+/// Reads a 2xx body as `T`, or a canvas-api error body as the same error.
+async fn read_json<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, ApiError> {
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(unreachable)?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::Internal(format!(
+                "canvas-api answered {status} with an unreadable body: {e}"
+            ))
+        });
+    }
+    match serde_json::from_slice::<ErrorBody>(&bytes) {
+        Ok(body) if status.is_client_error() => Err(ApiError::Remote(body.error)),
+        Ok(body) => Err(ApiError::Unavailable(format!(
+            "canvas-api answered {status}: {}",
+            body.error.message
+        ))),
+        Err(_) => Err(ApiError::Unavailable(format!(
+            "canvas-api answered {status}"
+        ))),
+    }
+}

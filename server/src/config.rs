@@ -1,0 +1,116 @@
+//! The gateway's configuration, from flags and environment variables.
+//! `server --help` is the reference.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use canvas_api::config::{CanvasArgs, RedisArgs, StoreArgs};
+
+/// The pixel canvas gateway. With no REDIS_URL/REDIS_HOST and no
+/// CANVAS_API_URL it is the whole product in one process, keeping the board
+/// in DATA_DIR.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(version)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// This gateway's name in presence keys (`pod:<POD_ID>:users`); the
+    /// hostname plus a random suffix when unset.
+    #[arg(long = "pod-id", env = "POD_ID")]
+    pub pod_id: Option<String>,
+
+    /// Base URL of a separate canvas-api (the Kubernetes shape), e.g.
+    /// `http://canvas-api:8081`. When unset the board is kept in this
+    /// process.
+    #[arg(long = "canvas-api-url", env = "CANVAS_API_URL")]
+    pub canvas_api_url: Option<String>,
+
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
+    #[command(flatten)]
+    pub canvas: CanvasArgs,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Seconds a presence key lives without a refresh; it is refreshed
+    /// three times per TTL.
+    #[arg(long = "presence-ttl-secs", env = "PRESENCE_TTL_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub presence_ttl_secs: u64,
+
+    /// Milliseconds a missing `seq` may stay missing before the gateway
+    /// fetches it from the replay log.
+    #[arg(long = "gap-grace-ms", env = "GAP_GRACE_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub gap_grace_ms: u64,
+
+    /// Most WebSocket connections this gateway holds; more are closed with
+    /// code 1013 (try again later).
+    #[arg(
+        long = "max-connections",
+        env = "MAX_CONNECTIONS",
+        default_value_t = 100_000
+    )]
+    pub max_connections: usize,
+
+    /// Seconds to wait for connections to close on shutdown.
+    #[arg(long = "shutdown-grace-secs", env = "SHUTDOWN_GRACE_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Config {
+    pub fn presence_ttl(&self) -> Duration {
+        Duration::from_secs(self.presence_ttl_secs)
+    }
+
+    pub fn gap_grace(&self) -> Duration {
+        Duration::from_millis(self.gap_grace_ms)
+    }
+
+    /// The pod id, made up when not configured.
+    pub fn resolved_pod_id(&self) -> String {
+        if let Some(id) = &self.pod_id {
+            return id.clone();
+        }
+        let host = std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "gateway".into());
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
+        format!("{host}-{suffix}")
+    }
+
+    /// Checks what clap cannot, naming the variable at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        self.canvas.validate()?;
+        if let Some(id) = &self.pod_id {
+            if id.is_empty()
+                || id.len() > 128
+                || id.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(format!(
+                    "POD_ID {id:?} must be 1-128 characters without spaces"
+                ));
+            }
+        }
+        if let Some(url) = &self.canvas_api_url {
+            let ok = (url.starts_with("http://") || url.starts_with("https://"))
+                && reqwest::Url::parse(url).is_ok();
+            if !ok {
+                return Err(format!(
+                    "CANVAS_API_URL {url:?} is not an http:// or https:// URL"
+                ));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err("MAX_CONNECTIONS must be at least 1".into());
+        }
+        self.redis.connection_info().map(drop)
+    }
+}

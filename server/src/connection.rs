@@ -1,0 +1,285 @@
+//! One WebSocket connection: a single task that reads the client's frames,
+//! runs its placements (a bounded number at once), and writes its replies and
+//! the hub's frames. Nothing else writes to the socket, so nothing needs a
+//! lock.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use futures_util::stream::FuturesUnordered;
+use futures_util::{SinkExt, StreamExt};
+use protocol::messages::MAX_CLIENT_FRAME_BYTES;
+use protocol::username::is_valid_username;
+use protocol::{ClientMessage, ErrorCode, ServerMessage, close};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+
+use crate::Gateway;
+use crate::decode::decode;
+
+/// Placements of one connection in flight at once; past it the gateway stops
+/// reading from that client until one finishes (backpressure, not a queue).
+pub const MAX_IN_FLIGHT: usize = 32;
+/// Hub frames written per flush.
+const MAX_FRAMES_PER_FLUSH: usize = 256;
+/// A client whose socket accepts nothing for this long is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Guest names are `guest-` and four hex digits.
+pub fn guest_name() -> String {
+    format!("guest-{}", &uuid::Uuid::new_v4().simple().to_string()[..4])
+}
+
+fn encode(message: &ServerMessage) -> Message {
+    Message::Text(Utf8Bytes::from(
+        serde_json::to_string(message).expect("server messages encode"),
+    ))
+}
+
+fn error(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Message {
+    encode(&ServerMessage::Error {
+        id,
+        code,
+        message: message.into(),
+        retry_after_ms: None,
+    })
+}
+
+fn close_frame(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    }))
+}
+
+/// Tracks the connection in metrics and presence for as long as it lives.
+struct Registration<'a> {
+    gw: &'a Gateway,
+    username: String,
+}
+
+impl<'a> Registration<'a> {
+    fn new(gw: &'a Gateway, username: String) -> Self {
+        gw.metrics.connections.add(1);
+        gw.metrics.connections_total.inc();
+        gw.users.join(&username);
+        Registration { gw, username }
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.gw.users.leave(&self.username);
+        self.gw.metrics.connections.sub(1);
+    }
+}
+
+pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
+    let mut reg = Registration::new(&gw, username);
+    // Subscribe before `connected`, so no event between the two is missed.
+    let mut events = gw.hub.subscribe();
+    let client_id = uuid::Uuid::new_v4().simple().to_string();
+    let config = &gw.canvas_config;
+    let hello = encode(&ServerMessage::Connected {
+        client_id,
+        username: reg.username.clone(),
+        pod_id: gw.pod_id.clone(),
+        width: config.width,
+        height: config.height,
+        palette: config.palette.clone(),
+        any_color: config.any_color,
+        cooldown_ms: config.cooldown_ms,
+        seq: gw.hub.delivered_seq(),
+    });
+    let mut greeting = vec![hello];
+    if let Some(p) = gw.hub.presence() {
+        greeting.push(Message::Text(p.stats));
+        greeting.push(Message::Text(p.user_list));
+    }
+    if write_all(&mut socket, greeting, &gw).await.is_err() {
+        return;
+    }
+
+    let mut in_flight = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            biased;
+            () = gw.shutdown.cancelled() => {
+                let _ = write_all(&mut socket, vec![close_frame(close::GOING_AWAY, "gateway shutting down; reconnect")], &gw).await;
+                break;
+            }
+            Some(reply) = in_flight.next(), if !in_flight.is_empty() => {
+                if write_all(&mut socket, vec![reply], &gw).await.is_err() {
+                    break;
+                }
+            }
+            frame = events.recv() => {
+                let first = match frame {
+                    Ok(frame) => frame,
+                    Err(RecvError::Lagged(_)) => {
+                        gw.metrics.slow_client_closes.inc();
+                        let _ = write_all(&mut socket, vec![close_frame(close::TOO_SLOW_RESYNC, "too slow; reconnect and refetch the board")], &gw).await;
+                        break;
+                    }
+                    Err(RecvError::Closed) => break,
+                };
+                let mut frames = vec![Message::Text(first)];
+                while frames.len() < MAX_FRAMES_PER_FLUSH {
+                    match events.try_recv() {
+                        Ok(frame) => frames.push(Message::Text(frame)),
+                        Err(TryRecvError::Lagged(_)) => {
+                            gw.metrics.slow_client_closes.inc();
+                            frames.push(close_frame(close::TOO_SLOW_RESYNC, "too slow; reconnect and refetch the board"));
+                            let _ = write_all(&mut socket, frames, &gw).await;
+                            return;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if write_all(&mut socket, frames, &gw).await.is_err() {
+                    break;
+                }
+            }
+            msg = socket.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
+                let Some(Ok(msg)) = msg else {
+                    if let Some(Err(e)) = msg {
+                        tracing::debug!(error = %e, "WebSocket read failed");
+                        if is_capacity_error(&e) {
+                            let _ = write_all(&mut socket, vec![close_frame(close::MESSAGE_TOO_BIG, "frame too large")], &gw).await;
+                        }
+                    }
+                    break;
+                };
+                gw.metrics.messages_in.inc();
+                let reply = match msg {
+                    Message::Text(text) => match handle_text(&text, &gw, &mut reg) {
+                        Action::Reply(reply) => Some(reply),
+                        Action::Place { x, y, color, id } => {
+                            in_flight.push(place(gw.clone(), x, y, color, reg.username.clone(), id));
+                            None
+                        }
+                        Action::Nothing => None,
+                    },
+                    Message::Binary(_) => Some(error(None, ErrorCode::BinaryNotSupported, "protocol v1 takes JSON text frames only")),
+                    Message::Close(_) => break,
+                    Message::Ping(_) | Message::Pong(_) => None,
+                };
+                if let Some(reply) = reply {
+                    if write_all(&mut socket, vec![reply], &gw).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn is_capacity_error(e: &axum::Error) -> bool {
+    e.to_string()
+        .to_ascii_lowercase()
+        .contains("space limit exceeded")
+}
+
+/// What a client frame asks of the connection.
+enum Action {
+    Reply(Message),
+    Place {
+        x: i64,
+        y: i64,
+        color: String,
+        id: Option<u64>,
+    },
+    Nothing,
+}
+
+/// Handles one text frame.
+fn handle_text(text: &str, gw: &Gateway, reg: &mut Registration<'_>) -> Action {
+    if text.len() > MAX_CLIENT_FRAME_BYTES {
+        return Action::Reply(error(
+            None,
+            ErrorCode::FrameTooLarge,
+            format!(
+                "frames are at most {MAX_CLIENT_FRAME_BYTES} bytes; this one is {}",
+                text.len()
+            ),
+        ));
+    }
+    let message = match decode(text) {
+        Ok(m) => m,
+        Err(e) => return Action::Reply(error(e.id, e.code, e.message)),
+    };
+    match message {
+        ClientMessage::Ping => Action::Reply(encode(&ServerMessage::Pong)),
+        ClientMessage::SetUsername { username } => {
+            if !is_valid_username(&username) {
+                return Action::Reply(error(
+                    None,
+                    ErrorCode::InvalidUsername,
+                    "a username is 1-32 letters, digits, '_' or '-'",
+                ));
+            }
+            gw.users.rename(&reg.username, &username);
+            reg.username = username;
+            Action::Nothing
+        }
+        ClientMessage::PixelUpdate { x, y, color, id } => Action::Place { x, y, color, id },
+    }
+}
+
+// One placement: store, then publish, then acknowledge. A pixel is never
+// published before it is stored, and never acknowledged before it is
+// published (or found unpublishable, in which case receivers repair the gap
+// from the replay log).
+async fn place(
+    gw: Gateway,
+    x: i64,
+    y: i64,
+    color: String,
+    username: String,
+    id: Option<u64>,
+) -> Message {
+    match gw.backend.place(x, y, &color, &username).await {
+        Ok(event) => {
+            let seq = event.seq;
+            let started = std::time::Instant::now();
+            if let Err(cause) = gw.bus.publish(&event).await {
+                gw.metrics.publish_failures.inc();
+                tracing::warn!(%cause, seq, "publishing a stored pixel failed; receivers will repair the gap");
+            }
+            gw.metrics.publish_latency.observe(started.elapsed());
+            gw.metrics.placements_acked.inc();
+            encode(&ServerMessage::Ack { id, seq })
+        }
+        Err(e) => {
+            gw.metrics.placements_rejected.inc();
+            if let canvas_api::ApiError::Unavailable(cause)
+            | canvas_api::ApiError::Internal(cause) = &e
+            {
+                tracing::warn!(%cause, "placement failed");
+            }
+            encode(&ServerMessage::Error {
+                id,
+                code: e.code(),
+                message: e.to_string(),
+                retry_after_ms: e.retry_after_ms(),
+            })
+        }
+    }
+}
+
+/// Writes frames with one flush, giving up after [`WRITE_TIMEOUT`].
+async fn write_all(socket: &mut WebSocket, frames: Vec<Message>, gw: &Gateway) -> Result<(), ()> {
+    let n = frames.len() as u64;
+    let write = async {
+        for frame in frames {
+            socket.feed(frame).await?;
+        }
+        socket.flush().await
+    };
+    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Ok(Ok(())) => {
+            gw.metrics.frames_out.add(n);
+            Ok(())
+        }
+        _ => Err(()),
+    }
+}

@@ -1,0 +1,200 @@
+//! The fan-out task: takes every incoming event, drops duplicates, repairs
+//! gaps from the replay log, batches what is ready into one frame and hands
+//! it to the [`Hub`]. The only task that touches the [`Sequencer`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::Utf8Bytes;
+use protocol::ServerMessage;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::backend::CanvasBackend;
+use crate::bus::{Incoming, encode_pixel};
+use crate::hub::Hub;
+use crate::metrics::GatewayMetrics;
+use crate::sequencer::Sequencer;
+
+/// The most events put in one `batch` frame.
+pub const MAX_BATCH: usize = 512;
+/// Events fetched per replay-log request while repairing.
+const REPAIR_PAGE: usize = 1000;
+
+pub struct Fanout {
+    pub rx: mpsc::Receiver<Incoming>,
+    pub hub: Arc<Hub>,
+    pub backend: CanvasBackend,
+    pub grace: Duration,
+    pub metrics: Arc<GatewayMetrics>,
+}
+
+impl Fanout {
+    pub async fn run(mut self, cancel: CancellationToken) {
+        let mut seq = self.start(&cancel).await;
+        let mut batch: Vec<Utf8Bytes> = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let due = seq.repair_due(self.grace);
+            tokio::select! {
+                item = self.rx.recv() => {
+                    let Some(item) = item else { break };
+                    let mut repair_now = self.take(item, &mut seq, &mut batch);
+                    // Everything already queued goes out in this frame.
+                    while batch.len() < MAX_BATCH {
+                        match self.rx.try_recv() {
+                            Ok(item) => repair_now |= self.take(item, &mut seq, &mut batch),
+                            Err(_) => break,
+                        }
+                    }
+                    self.flush(&mut batch, &seq);
+                    if repair_now {
+                        self.repair(&mut seq, &mut batch, &cancel).await;
+                    }
+                }
+                () = sleep_until(due), if due.is_some() => {
+                    self.repair(&mut seq, &mut batch, &cancel).await;
+                }
+                () = cancel.cancelled() => break,
+            }
+        }
+    }
+
+    /// Learns the store's current `seq`, so the first gap is noticed too.
+    /// Events queue meanwhile; after a few tries the first event decides.
+    async fn start(&self, cancel: &CancellationToken) -> Sequencer {
+        for attempt in 0..20u32 {
+            match self.backend.config().await {
+                Ok(config) => return Sequencer::starting_after(config.seq),
+                Err(e) => {
+                    tracing::warn!(error = %e, attempt, "cannot read the canvas seq yet");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                        () = cancel.cancelled() => break,
+                    }
+                }
+            }
+        }
+        Sequencer::default()
+    }
+
+    /// Queues one event; true when a repair should run at once.
+    fn take(&self, item: Incoming, seq: &mut Sequencer, batch: &mut Vec<Utf8Bytes>) -> bool {
+        match item {
+            Incoming::Pixel { seq: s, json } => {
+                if seq.accept(s, Instant::now()) {
+                    batch.push(json);
+                } else {
+                    self.metrics.duplicates_dropped.inc();
+                }
+                false
+            }
+            Incoming::Resubscribed => seq.is_started(),
+        }
+    }
+
+    fn flush(&self, batch: &mut Vec<Utf8Bytes>, seq: &Sequencer) {
+        match batch.len() {
+            0 => {}
+            1 => self.hub.send(batch.pop().expect("one")),
+            n => {
+                let mut json =
+                    String::with_capacity(batch.iter().map(|b| b.len() + 1).sum::<usize>() + 32);
+                json.push_str(r#"{"type":"batch","events":["#);
+                for (i, event) in batch.drain(..).enumerate() {
+                    if i > 0 {
+                        json.push(',');
+                    }
+                    json.push_str(event.as_str());
+                }
+                json.push_str("]}");
+                self.metrics.batched_events.add(n as u64);
+                self.hub.send(Utf8Bytes::from(json));
+            }
+        }
+        self.hub.set_delivered_seq(seq.contiguous());
+    }
+
+    /// Fetches what is missing after the contiguous `seq` from the replay
+    /// log and passes on whatever was not seen yet. When the log no longer
+    /// has it, clients are told to resync.
+    async fn repair(
+        &self,
+        seq: &mut Sequencer,
+        batch: &mut Vec<Utf8Bytes>,
+        cancel: &CancellationToken,
+    ) {
+        self.metrics.gap_repairs.inc();
+        let started = Instant::now();
+        loop {
+            if cancel.is_cancelled() {
+                return;
+            }
+            let from = seq.contiguous();
+            let page = match self.backend.updates_since(from, REPAIR_PAGE).await {
+                Ok(page) => page,
+                Err(canvas_api::ApiError::Gone { latest_seq, .. }) => {
+                    return self.resync(
+                        seq,
+                        latest_seq,
+                        "the replay log no longer holds missed updates",
+                    );
+                }
+                Err(canvas_api::ApiError::Remote(d)) if d.code == protocol::ErrorCode::Gone => {
+                    // A remote canvas-api does not say its latest seq in a
+                    // 410; everything seen so far is the best bound.
+                    let latest = seq.contiguous().max(self.hub.delivered_seq());
+                    return self.resync(
+                        seq,
+                        latest,
+                        "the replay log no longer holds missed updates",
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, after = from, "gap repair failed; retrying");
+                    seq.postpone_repair(Instant::now());
+                    return;
+                }
+            };
+            let mut repaired = 0u64;
+            for event in &page.events {
+                if seq.accept(event.seq, Instant::now()) {
+                    batch.push(encode_pixel(event));
+                    repaired += 1;
+                    if batch.len() >= MAX_BATCH {
+                        self.flush(batch, seq);
+                    }
+                }
+            }
+            self.flush(batch, seq);
+            self.metrics.repaired_events.add(repaired);
+            if !page.has_more {
+                break;
+            }
+        }
+        if seq.is_overfull() {
+            let latest = seq.contiguous();
+            self.resync(seq, latest, "too many updates arrived out of order");
+        }
+        tracing::debug!(took = ?started.elapsed(), upto = seq.contiguous(), "gap repaired");
+    }
+
+    fn resync(&self, seq: &mut Sequencer, latest: u64, reason: &str) {
+        tracing::warn!(latest, reason, "telling clients to resync");
+        self.metrics.resyncs.inc();
+        seq.skip_to(latest, Instant::now());
+        let frame = serde_json::to_string(&ServerMessage::Resync {
+            seq: latest,
+            reason: reason.to_owned(),
+        })
+        .expect("encodes");
+        self.hub.send(Utf8Bytes::from(frame));
+        self.hub.set_delivered_seq(seq.contiguous());
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,139 @@
+//! The gateway's counters for `/metrics`.
+
+use canvas_api::metrics::{Counter, Gauge, Latency, write_counter, write_latency};
+
+#[derive(Debug, Default)]
+pub struct GatewayMetrics {
+    pub connections: Gauge,
+    pub connections_total: Counter,
+    pub connections_refused: Counter,
+    pub messages_in: Counter,
+    pub frames_out: Counter,
+    pub slow_client_closes: Counter,
+    pub placements_acked: Counter,
+    pub placements_rejected: Counter,
+    pub publish_failures: Counter,
+    pub publish_latency: Latency,
+    pub duplicates_dropped: Counter,
+    pub batched_events: Counter,
+    pub gap_repairs: Counter,
+    pub repaired_events: Counter,
+    pub resyncs: Counter,
+    pub subscriber_reconnects: Counter,
+}
+
+impl GatewayMetrics {
+    pub fn render(&self, out: &mut String) {
+        write_counter(
+            out,
+            "gateway_connections",
+            "Open WebSocket connections.",
+            "gauge",
+            self.connections.get(),
+        );
+        write_counter(
+            out,
+            "gateway_connections_total",
+            "WebSocket connections accepted.",
+            "counter",
+            self.connections_total.get(),
+        );
+        write_counter(
+            out,
+            "gateway_connections_refused_total",
+            "Connections refused (limit or shutdown).",
+            "counter",
+            self.connections_refused.get(),
+        );
+        write_counter(
+            out,
+            "gateway_messages_in_total",
+            "Frames received from clients.",
+            "counter",
+            self.messages_in.get(),
+        );
+        write_counter(
+            out,
+            "gateway_frames_out_total",
+            "Frames sent to clients.",
+            "counter",
+            self.frames_out.get(),
+        );
+        write_counter(
+            out,
+            "gateway_queue_drops_total",
+            "Clients closed because their queue overflowed (code 4008).",
+            "counter",
+            self.slow_client_closes.get(),
+        );
+        write_counter(
+            out,
+            "gateway_placements_acked_total",
+            "Placements stored and acknowledged.",
+            "counter",
+            self.placements_acked.get(),
+        );
+        write_counter(
+            out,
+            "gateway_placements_rejected_total",
+            "Placements answered with an error.",
+            "counter",
+            self.placements_rejected.get(),
+        );
+        write_counter(
+            out,
+            "gateway_publish_failures_total",
+            "Stored placements whose publish failed (repaired from the log).",
+            "counter",
+            self.publish_failures.get(),
+        );
+        write_latency(
+            out,
+            "gateway_publish_seconds",
+            "Time to publish one stored pixel.",
+            &self.publish_latency,
+        );
+        write_counter(
+            out,
+            "gateway_duplicates_dropped_total",
+            "Events dropped as already delivered.",
+            "counter",
+            self.duplicates_dropped.get(),
+        );
+        write_counter(
+            out,
+            "gateway_batched_events_total",
+            "Events sent inside batch frames.",
+            "counter",
+            self.batched_events.get(),
+        );
+        write_counter(
+            out,
+            "gateway_gap_repairs_total",
+            "Replay-log fetches to fill seq gaps.",
+            "counter",
+            self.gap_repairs.get(),
+        );
+        write_counter(
+            out,
+            "gateway_repaired_events_total",
+            "Events delivered from the replay log.",
+            "counter",
+            self.repaired_events.get(),
+        );
+        write_counter(
+            out,
+            "gateway_resyncs_total",
+            "Times clients were told to refetch the board.",
+            "counter",
+            self.resyncs.get(),
+        );
+        write_counter(
+            out,
+            "gateway_subscriber_reconnects_total",
+            "Redis subscription (re)connections.",
+            "counter",
+            self.subscriber_reconnects.get(),
+        );
+    }
+}

@@ -1,0 +1,83 @@
+//! `/api/*` passed through to a separate canvas-api, so a browser that
+//! loaded the page from a gateway reaches the whole API at one origin even
+//! where no ingress routes `/api` (local runs, the test cluster).
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use canvas_api::ApiError;
+use protocol::http::HEADER_PUBLISHED_BY_CALLER;
+
+use crate::backend::RemoteCanvas;
+
+/// The largest request body passed on.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Request headers passed on to canvas-api.
+const FORWARD_REQUEST: [HeaderName; 3] = [
+    header::CONTENT_TYPE,
+    header::ACCEPT,
+    header::ACCEPT_ENCODING,
+];
+/// Response headers passed back.
+const FORWARD_RESPONSE: [&str; 9] = [
+    "content-type",
+    "content-encoding",
+    "cache-control",
+    "retry-after",
+    "vary",
+    "access-control-expose-headers",
+    "x-canvas-width",
+    "x-canvas-height",
+    "x-canvas-seq",
+];
+
+pub async fn proxy(State(remote): State<RemoteCanvas>, request: Request) -> Response {
+    match forward(&remote, request).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn forward(remote: &RemoteCanvas, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let body: Bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY))?;
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut outgoing = remote
+        .http()
+        .request(parts.method.clone(), format!("{}{path}", remote.base_url()))
+        .body(body);
+    for name in FORWARD_REQUEST {
+        if let Some(value) = parts.headers.get(&name) {
+            outgoing = outgoing.header(name, value.clone());
+        }
+    }
+    // Never let a client suppress the broadcast of its own write.
+    debug_assert!(
+        !FORWARD_REQUEST
+            .iter()
+            .any(|h| h.as_str() == HEADER_PUBLISHED_BY_CALLER)
+    );
+    let upstream = outgoing
+        .send()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("canvas-api: {e}")))?;
+    let status =
+        StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut response = Response::builder().status(status);
+    for name in FORWARD_RESPONSE {
+        if let Some(value) = upstream.headers().get(name) {
+            response = response.header(name, value.clone());
+        }
+    }
+    let bytes = upstream
+        .bytes()
+        .await
+        .map_err(|e| ApiError::Unavailable(format!("canvas-api: {e}")))?;
+    response
+        .body(Body::from(bytes))
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}

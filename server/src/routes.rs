@@ -1,0 +1,149 @@
+//! The gateway's HTTP routes: the WebSocket (`/ws`, and `/` as the
+//! prototype had it), the web client, health, metrics, and `/api` (served
+//! here or passed through to canvas-api).
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use protocol::close;
+use protocol::username::is_valid_username;
+
+use crate::connection::{self, guest_name};
+use crate::{ApiMode, Gateway, web};
+
+/// A text frame past this closes the connection (1009); between
+/// `MAX_CLIENT_FRAME_BYTES` and this it gets a `frame_too_large` error.
+pub const MAX_WS_MESSAGE: usize = 64 * 1024;
+/// tungstenite allocates its read buffer eagerly per connection; client
+/// frames are small, so a small buffer keeps idle connections cheap.
+pub const WS_READ_BUFFER: usize = 2 * 1024;
+/// Frames written are batched up to this before a write call.
+pub const WS_WRITE_BUFFER: usize = 16 * 1024;
+
+pub fn router(gateway: Gateway) -> Router {
+    let mut router = Router::new()
+        .route("/ws", get(ws_only))
+        .route("/", get(root))
+        .route("/index.html", get(static_file))
+        .route("/healthz", get(canvas_api::routes::healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(gateway.clone());
+    match &gateway.api {
+        ApiMode::Local(state) => {
+            router = router.merge(canvas_api::routes::api_routes().with_state(state.clone()));
+        }
+        ApiMode::Proxy(remote) => {
+            router = router.merge(
+                Router::new()
+                    .route("/api/{*rest}", any(crate::proxy::proxy))
+                    .with_state(remote.clone()),
+            );
+        }
+    }
+    let router = router
+        .fallback(canvas_api::routes::not_found)
+        .method_not_allowed_fallback(canvas_api::routes::method_not_allowed);
+    canvas_api::http_layers(router)
+}
+
+async fn ws_only(
+    State(gw): State<Gateway>,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match upgrade {
+        Ok(upgrade) => accept(gw, query, upgrade),
+        Err(rejection) => (
+            StatusCode::UPGRADE_REQUIRED,
+            [(header::UPGRADE, "websocket")],
+            format!("/ws takes WebSocket upgrades only: {rejection}"),
+        )
+            .into_response(),
+    }
+}
+
+/// `/`: the web client, or a WebSocket when the request is an upgrade.
+async fn root(
+    State(gw): State<Gateway>,
+    Query(query): Query<HashMap<String, String>>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match upgrade {
+        Ok(upgrade) => accept(gw, query, upgrade),
+        Err(_) => web::file("/").expect("index is embedded"),
+    }
+}
+
+async fn static_file(uri: Uri) -> Response {
+    web::file(uri.path()).unwrap_or_else(|| StatusCode::NOT_FOUND.into_response())
+}
+
+fn accept(gw: Gateway, query: HashMap<String, String>, upgrade: WebSocketUpgrade) -> Response {
+    if gw.shutdown.is_cancelled() {
+        gw.metrics.connections_refused.inc();
+        return (StatusCode::SERVICE_UNAVAILABLE, "gateway shutting down").into_response();
+    }
+    let username = query
+        .get("username")
+        .filter(|u| is_valid_username(u))
+        .cloned()
+        .unwrap_or_else(guest_name);
+    upgrade
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
+        .max_message_size(MAX_WS_MESSAGE)
+        .max_frame_size(MAX_WS_MESSAGE)
+        .on_upgrade(move |mut socket| async move {
+            if gw.metrics.connections.get() as usize >= gw.max_connections {
+                gw.metrics.connections_refused.inc();
+                let _ = socket
+                    .send(Message::Close(Some(CloseFrame {
+                        code: close::TRY_AGAIN_LATER,
+                        reason: Utf8Bytes::from_static("gateway full; try another or retry later"),
+                    })))
+                    .await;
+                return;
+            }
+            let tracker = gw.connections.clone();
+            tracker
+                .track_future(connection::serve(socket, gw, username))
+                .await;
+        })
+}
+
+async fn readyz(State(gw): State<Gateway>) -> Response {
+    if gw.is_ready() {
+        "ready".into_response()
+    } else {
+        let detail = protocol::http::ErrorDetail {
+            code: protocol::ErrorCode::Unavailable,
+            message: if gw.shutdown.is_cancelled() {
+                "shutting down".into()
+            } else {
+                "the Redis subscription is down".into()
+            },
+            retry_after_ms: None,
+        };
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(protocol::http::ErrorBody { error: detail }),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(gw): State<Gateway>) -> Response {
+    let mut out = String::new();
+    gw.metrics.render(&mut out);
+    if let ApiMode::Local(state) = &gw.api {
+        state.canvas.metrics().render(&mut out);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
