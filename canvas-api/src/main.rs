@@ -41,6 +41,10 @@ async fn main() -> anyhow::Result<()> {
     config.canvas.validate().map_err(anyhow::Error::msg)?;
     let redis = config.redis.connection_info().map_err(anyhow::Error::msg)?;
 
+    // Bind first: a taken port must fail before the store is opened.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("LISTEN_ADDR {}: cannot listen", config.listen))?;
     let store = canvas_api::open_store(&config.canvas, redis, &config.store).await?;
     let announcer = match &store {
         canvas_api::store::CanvasStore::Redis(r) => Announcer::Redis(r.connection()),
@@ -55,9 +59,6 @@ async fn main() -> anyhow::Result<()> {
     let cancel = CancellationToken::new();
     canvas_api::maintenance::spawn(store, &tracker, cancel.clone());
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("LISTEN_ADDR {}: cannot listen", config.listen))?;
     tracing::info!("listening on {}", listener.local_addr()?);
     let router = canvas_api::router(AppState { canvas, announcer });
     canvas_api::run(listener, router, shutdown_signal()).await?;

@@ -75,13 +75,13 @@ async fn place_pixel(
         y: event.y,
         color: event.color,
     };
-    if !headers.contains_key(HEADER_PUBLISHED_BY_CALLER) {
-        if let Err(cause) = state.announcer.announce(event).await {
-            // Stored, so still acknowledged; receivers see the seq gap and
-            // fetch the write from the replay log.
-            state.canvas.metrics().publish_failures.inc();
-            tracing::warn!(%cause, seq = response.seq, "publishing a stored pixel failed");
-        }
+    if !headers.contains_key(HEADER_PUBLISHED_BY_CALLER)
+        && let Err(cause) = state.announcer.announce(event).await
+    {
+        // Stored, so still acknowledged; receivers see the seq gap and
+        // fetch the write from the replay log.
+        state.canvas.metrics().publish_failures.inc();
+        tracing::warn!(%cause, seq = response.seq, "publishing a stored pixel failed");
     }
     Ok(Json(response))
 }

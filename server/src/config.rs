@@ -89,15 +89,14 @@ impl Config {
     /// Checks what clap cannot, naming the variable at fault.
     pub fn validate(&self) -> Result<(), String> {
         self.canvas.validate()?;
-        if let Some(id) = &self.pod_id {
-            if id.is_empty()
+        if let Some(id) = &self.pod_id
+            && (id.is_empty()
                 || id.len() > 128
-                || id.chars().any(|c| c.is_whitespace() || c.is_control())
-            {
-                return Err(format!(
-                    "POD_ID {id:?} must be 1-128 characters without spaces"
-                ));
-            }
+                || id.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(format!(
+                "POD_ID {id:?} must be 1-128 characters without spaces"
+            ));
         }
         if let Some(url) = &self.canvas_api_url {
             let ok = (url.starts_with("http://") || url.starts_with("https://"))

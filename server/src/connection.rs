@@ -163,11 +163,10 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
                     Message::Close(_) => break,
                     Message::Ping(_) | Message::Pong(_) => None,
                 };
-                if let Some(reply) = reply {
-                    if write_all(&mut socket, vec![reply], &gw).await.is_err() {
+                if let Some(reply) = reply
+                    && write_all(&mut socket, vec![reply], &gw).await.is_err() {
                         break;
                     }
-                }
             }
         }
     }

@@ -100,9 +100,18 @@ mod tests {
         assert_eq!(code("{}"), ErrorCode::UnknownType);
         assert_eq!(code(r#"{"type":"fly"}"#), ErrorCode::UnknownType);
         assert_eq!(code(r#"{"type":7}"#), ErrorCode::UnknownType);
-        assert_eq!(code(r#"{"type":"pixel_update","x":"1","y":2,"color":"#000000"}"#), ErrorCode::BadRequest);
-        assert_eq!(code(r#"{"type":"pixel_update","x":1.5,"y":2,"color":"#000000"}"#), ErrorCode::BadRequest);
-        assert_eq!(code(r#"{"type":"pixel_update","y":2,"color":"#000000"}"#), ErrorCode::BadRequest);
+        assert_eq!(
+            code(r##"{"type":"pixel_update","x":"1","y":2,"color":"#000000"}"##),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(r##"{"type":"pixel_update","x":1.5,"y":2,"color":"#000000"}"##),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            code(r##"{"type":"pixel_update","y":2,"color":"#000000"}"##),
+            ErrorCode::BadRequest
+        );
         assert_eq!(code(r#"{"type":"set_username"}"#), ErrorCode::BadRequest);
     }
 

@@ -17,10 +17,11 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = Config::parse();
-    let gateway = Gateway::start(&config).await?;
+    // Bind first: a taken port must fail before the store is opened.
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("LISTEN_ADDR {}: cannot listen", config.listen))?;
+    let gateway = Gateway::start(&config).await?;
     let addr = listener.local_addr()?;
     tracing::info!("listening on {addr}");
     tracing::info!("open http://{addr}/ to draw");

@@ -1,1 +1,9 @@
-fn main() {}
+//! The integration suite: one test binary, every test against real
+//! processes over real sockets.
+
+mod harness;
+
+mod api;
+mod embedded;
+mod gateway;
+mod presence;

@@ -240,8 +240,7 @@ fn parse_updates(reply: Value, since: u64, limit: usize) -> Result<Updates, Stor
         _ => &[],
     };
     let mut events = Vec::with_capacity(entries.len());
-    let mut expected = since + 1;
-    for entry in entries {
+    for (expected, entry) in (since + 1..).zip(entries) {
         let event = parse_entry(entry)?;
         if event.seq != expected {
             // Entries are written with consecutive seqs; a hole means the
@@ -252,7 +251,6 @@ fn parse_updates(reply: Value, since: u64, limit: usize) -> Result<Updates, Stor
                 event.seq
             )));
         }
-        expected += 1;
         events.push(event);
     }
     let last = events.last().map_or(since, |e| e.seq);

@@ -206,13 +206,13 @@ impl EmbeddedStore {
         } = &mut *state;
         let now = Instant::now();
         if write.cooldown_ms > 0 {
-            if let Some(&until) = cooldowns.get(&write.username) {
-                if until > now {
-                    let left = until - now;
-                    return Ok(PlaceOutcome::Cooldown {
-                        retry_after_ms: (left.as_millis() as u64).max(1),
-                    });
-                }
+            if let Some(&until) = cooldowns.get(&write.username)
+                && until > now
+            {
+                let left = until - now;
+                return Ok(PlaceOutcome::Cooldown {
+                    retry_after_ms: (left.as_millis() as u64).max(1),
+                });
             }
             // Expired entries are pruned whenever the map doubles, so it
             // holds about as many users as placed within one cooldown.

@@ -1,0 +1,279 @@
+//! The gateway in the Kubernetes shape: Redis, canvas-api, two gateways.
+
+use protocol::{Color, ErrorCode, ServerMessage};
+
+use crate::harness::client::pixel_event;
+use crate::harness::http::{self, canvas_bin, pixel_at, put_pixel};
+use crate::harness::{Stack, WsClient};
+
+const NO_COOLDOWN: &[(&str, &str)] = &[("COOLDOWN_MS", "0")];
+
+#[tokio::test]
+async fn pixel_placed_on_one_gateway_reaches_clients_of_another_and_the_board() {
+    let stack = Stack::start(2, NO_COOLDOWN).await;
+    let (a, b) = (&stack.gateways[0], &stack.gateways[1]);
+    let mut writer = WsClient::connect(&a.ws(), Some("alice")).await;
+    let mut watcher = WsClient::connect(&b.ws(), Some("bob")).await;
+
+    writer.place(12, 34, "#FF4500", 7).await;
+    let seq = match writer.reply_to(7).await {
+        ServerMessage::Ack { seq, .. } => seq,
+        other => panic!("expected an ack, got {other:?}"),
+    };
+    let seen = watcher
+        .expect("the pixel on gateway B", |m| {
+            pixel_event(m, 12, 34).is_some()
+        })
+        .await;
+    let event = pixel_event(&seen, 12, 34).unwrap();
+    assert_eq!(event.seq, seq);
+    assert_eq!(event.color, "#FF4500".parse::<Color>().unwrap());
+    assert_eq!(event.username, "alice");
+
+    let (w, _, board_seq, rgb) = canvas_bin(&stack.api.http()).await;
+    assert!(board_seq >= seq);
+    assert_eq!(pixel_at(&rgb, w, 12, 34), [0xFF, 0x45, 0x00]);
+    // The gateway serves the same board through its /api pass-through.
+    let (_, _, _, via_gateway) = canvas_bin(&b.http()).await;
+    assert_eq!(via_gateway, rgb);
+}
+
+#[tokio::test]
+async fn invalid_placements_change_nothing_and_tell_the_sender_why() {
+    let stack = Stack::start(1, NO_COOLDOWN).await;
+    let gw = &stack.gateways[0];
+    let mut client = WsClient::connect(&gw.ws(), Some("mallory")).await;
+    let (_, _, seq_before, board_before) = canvas_bin(&stack.api.http()).await;
+
+    let cases: Vec<(String, ErrorCode)> = vec![
+        ("{not json".into(), ErrorCode::BadRequest),
+        ("[1,2,3]".into(), ErrorCode::BadRequest),
+        (r#"{"type":"teleport"}"#.into(), ErrorCode::UnknownType),
+        (r#"{"x":1}"#.into(), ErrorCode::UnknownType),
+        (
+            r##"{"type":"pixel_update","x":"1","y":2,"color":"#FF4500","id":1}"##.into(),
+            ErrorCode::BadRequest,
+        ),
+        (
+            r##"{"type":"pixel_update","x":1.5,"y":2,"color":"#FF4500","id":2}"##.into(),
+            ErrorCode::BadRequest,
+        ),
+        (
+            r##"{"type":"pixel_update","x":-1,"y":2,"color":"#FF4500","id":3}"##.into(),
+            ErrorCode::OutOfBounds,
+        ),
+        (
+            r##"{"type":"pixel_update","x":1000,"y":0,"color":"#FF4500","id":4}"##.into(),
+            ErrorCode::OutOfBounds,
+        ),
+        (
+            r##"{"type":"pixel_update","x":1,"y":2,"color":"red","id":5}"##.into(),
+            ErrorCode::InvalidColor,
+        ),
+        (
+            r##"{"type":"pixel_update","x":1,"y":2,"color":"#123456","id":6}"##.into(),
+            ErrorCode::InvalidColor,
+        ),
+        (
+            r#"{"type":"set_username","username":"<script>"}"#.into(),
+            ErrorCode::InvalidUsername,
+        ),
+        (
+            format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(5000)),
+            ErrorCode::FrameTooLarge,
+        ),
+    ];
+    for (frame, code) in &cases {
+        client.send_text(frame.clone()).await;
+        match client
+            .expect("an error", |m| matches!(m, ServerMessage::Error { .. }))
+            .await
+        {
+            ServerMessage::Error {
+                code: got, message, ..
+            } => {
+                assert_eq!(got, *code, "frame {frame:.60} got {got:?}: {message}");
+                assert!(!message.is_empty());
+            }
+            _ => unreachable!(),
+        }
+    }
+    client.send_binary(vec![1, 2, 3]).await;
+    match client
+        .expect("an error", |m| matches!(m, ServerMessage::Error { .. }))
+        .await
+    {
+        ServerMessage::Error { code, .. } => assert_eq!(code, ErrorCode::BinaryNotSupported),
+        _ => unreachable!(),
+    }
+    // The id of a refused placement is echoed.
+    client
+        .send_text(r##"{"type":"pixel_update","x":-5,"y":2,"color":"#FF4500","id":99}"##)
+        .await;
+    assert!(matches!(
+        client.reply_to(99).await,
+        ServerMessage::Error {
+            code: ErrorCode::OutOfBounds,
+            ..
+        }
+    ));
+
+    // The connection is still healthy, and nothing was stored.
+    client.send_json(serde_json::json!({"type": "ping"})).await;
+    client
+        .expect("pong", |m| matches!(m, ServerMessage::Pong))
+        .await;
+    let (_, _, seq_after, board_after) = canvas_bin(&stack.api.http()).await;
+    assert_eq!(seq_after, seq_before);
+    assert!(board_after == board_before, "the board changed");
+}
+
+#[tokio::test]
+async fn a_frame_far_over_the_limit_closes_with_1009_and_others_are_unaffected() {
+    let stack = Stack::start(1, NO_COOLDOWN).await;
+    let gw = &stack.gateways[0];
+    let mut bystander = WsClient::connect(&gw.ws(), Some("bystander")).await;
+    let mut attacker = WsClient::connect(&gw.ws(), Some("attacker")).await;
+    attacker.send_text("x".repeat(200 * 1024)).await;
+    let frame = attacker.expect_close().await.expect("a close frame");
+    assert_eq!(u16::from(frame.code), protocol::close::MESSAGE_TOO_BIG);
+    bystander
+        .send_json(serde_json::json!({"type": "ping"}))
+        .await;
+    bystander
+        .expect("pong", |m| matches!(m, ServerMessage::Pong))
+        .await;
+}
+
+#[tokio::test]
+async fn cooldown_holds_for_one_user_across_two_gateways() {
+    let stack = Stack::start(2, &[("COOLDOWN_MS", "60000")]).await;
+    let mut on_a = WsClient::connect(&stack.gateways[0].ws(), Some("carol")).await;
+    let mut on_b = WsClient::connect(&stack.gateways[1].ws(), Some("carol")).await;
+    // Both at once, several times each: exactly one may win.
+    for i in 0..5u64 {
+        on_a.place(i as i64, 1, "#000000", i).await;
+        on_b.place(i as i64, 2, "#000000", 100 + i).await;
+    }
+    let mut acks = 0;
+    let mut cooldowns = 0;
+    for (client, base) in [(&mut on_a, 0u64), (&mut on_b, 100)] {
+        for i in 0..5 {
+            match client.reply_to(base + i).await {
+                ServerMessage::Ack { .. } => acks += 1,
+                ServerMessage::Error {
+                    code: ErrorCode::Cooldown,
+                    retry_after_ms,
+                    ..
+                } => {
+                    let ms = retry_after_ms.expect("cooldown says when");
+                    assert!(ms > 50_000 && ms <= 60_000, "retryAfterMs {ms}");
+                    cooldowns += 1;
+                }
+                other => panic!("unexpected reply {other:?}"),
+            }
+        }
+    }
+    assert_eq!((acks, cooldowns), (1, 9));
+    // Another user is not held back.
+    let mut dave = WsClient::connect(&stack.gateways[1].ws(), Some("dave")).await;
+    dave.place(9, 9, "#000000", 1).await;
+    assert!(matches!(dave.reply_to(1).await, ServerMessage::Ack { .. }));
+    let (_, _, seq, _) = canvas_bin(&stack.api.http()).await;
+    assert_eq!(seq, 2);
+}
+
+#[tokio::test]
+async fn a_write_made_over_http_is_broadcast_to_every_gateway() {
+    let stack = Stack::start(2, NO_COOLDOWN).await;
+    let mut a = WsClient::connect(&stack.gateways[0].ws(), None).await;
+    let mut b = WsClient::connect(&stack.gateways[1].ws(), None).await;
+    let r = put_pixel(&stack.api.http(), 5, 6, "#00A368", "erin").await;
+    assert_eq!(r.status(), 200);
+    let placed: protocol::http::PlacePixelResponse = r.json().await.unwrap();
+    for client in [&mut a, &mut b] {
+        let m = client
+            .expect("the HTTP write", |m| pixel_event(m, 5, 6).is_some())
+            .await;
+        assert_eq!(pixel_event(&m, 5, 6).unwrap().seq, placed.seq);
+    }
+}
+
+#[tokio::test]
+async fn a_missed_event_is_repaired_from_the_replay_log() {
+    let stack = Stack::start(1, &[("COOLDOWN_MS", "0"), ("GAP_GRACE_MS", "100")]).await;
+    let gw = &stack.gateways[0];
+    let mut watcher = WsClient::connect(&gw.ws(), None).await;
+    // Stored but never published: the header says the caller publishes.
+    let r = http::client()
+        .put(format!("{}/api/pixel", stack.api.http()))
+        .header(protocol::http::HEADER_PUBLISHED_BY_CALLER, "1")
+        .json(&serde_json::json!({"x": 1, "y": 1, "color": "#FFD635", "username": "ghost"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The next write exposes the gap; the gateway fills it.
+    let mut writer = WsClient::connect(&gw.ws(), Some("writer")).await;
+    writer.place(2, 2, "#FFD635", 1).await;
+    let mut seqs = Vec::new();
+    while seqs.len() < 2 {
+        if let ServerMessage::PixelUpdated(e) = watcher
+            .expect("pixels", |m| matches!(m, ServerMessage::PixelUpdated(_)))
+            .await
+        {
+            seqs.push((e.seq, e.username));
+        }
+    }
+    seqs.sort();
+    assert_eq!(
+        seqs,
+        vec![(1, "ghost".to_owned()), (2, "writer".to_owned())]
+    );
+}
+
+#[tokio::test]
+async fn the_websocket_is_also_served_on_the_root_path_and_the_page_without_upgrade() {
+    let stack = Stack::start(1, NO_COOLDOWN).await;
+    let gw = &stack.gateways[0];
+    let mut client = WsClient::connect(&format!("ws://{}/", gw.addr), Some("rooted")).await;
+    assert_eq!(client.username(), "rooted");
+    match &client.hello {
+        ServerMessage::Connected {
+            pod_id,
+            width,
+            height,
+            palette,
+            cooldown_ms,
+            ..
+        } => {
+            assert_eq!(pod_id, "gw-0");
+            assert_eq!((*width, *height), (1000, 1000));
+            assert_eq!(palette.len(), 32);
+            assert_eq!(*cooldown_ms, 0);
+        }
+        _ => unreachable!(),
+    }
+    client.send_json(serde_json::json!({"type": "ping"})).await;
+    client
+        .expect("pong", |m| matches!(m, ServerMessage::Pong))
+        .await;
+    let page = http::client().get(gw.http()).send().await.unwrap();
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(page.text().await.unwrap().contains("<canvas"));
+}
+
+#[tokio::test]
+async fn an_invalid_username_becomes_a_guest_name() {
+    let stack = Stack::start(1, NO_COOLDOWN).await;
+    let client = WsClient::connect(&stack.gateways[0].ws(), Some("no%20spaces")).await;
+    let name = client.username();
+    assert!(name.starts_with("guest-") && name.len() == 10, "{name}");
+    let named = WsClient::connect(&stack.gateways[0].ws(), Some(&"n".repeat(33))).await;
+    assert!(named.username().starts_with("guest-"));
+}

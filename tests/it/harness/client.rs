@@ -1,0 +1,182 @@
+//! A protocol v1 WebSocket client for tests. Batches are flattened, so a
+//! test sees the messages in order whatever the framing.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use protocol::ServerMessage;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::WAIT;
+
+pub struct WsClient {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pending: VecDeque<ServerMessage>,
+    /// Replies skipped while waiting for something else: placements run
+    /// concurrently, so their replies may come in any order.
+    replies: std::collections::HashMap<u64, ServerMessage>,
+    /// The `connected` message.
+    pub hello: ServerMessage,
+}
+
+impl WsClient {
+    /// Connects to `url` (`ws://host/ws`), with `?username=` when given,
+    /// and waits for `connected`.
+    pub async fn connect(url: &str, username: Option<&str>) -> WsClient {
+        let url = match username {
+            Some(u) => format!("{url}?username={u}"),
+            None => url.to_owned(),
+        };
+        let (ws, _) = tokio_tungstenite::connect_async(&url)
+            .await
+            .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+        let mut client = WsClient {
+            ws,
+            pending: VecDeque::new(),
+            replies: std::collections::HashMap::new(),
+            hello: ServerMessage::Pong,
+        };
+        let first = client.next().await;
+        assert!(
+            matches!(first, ServerMessage::Connected { .. }),
+            "first message: {first:?}"
+        );
+        client.hello = first;
+        client
+    }
+
+    pub fn username(&self) -> &str {
+        match &self.hello {
+            ServerMessage::Connected { username, .. } => username,
+            _ => unreachable!(),
+        }
+    }
+
+    pub async fn send_text(&mut self, text: impl Into<String>) {
+        self.ws
+            .send(Message::Text(text.into().into()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_json(&mut self, value: serde_json::Value) {
+        self.send_text(value.to_string()).await;
+    }
+
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) {
+        self.ws
+            .send(Message::Binary(bytes.into()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn place(&mut self, x: i64, y: i64, color: &str, id: u64) {
+        self.send_json(
+            serde_json::json!({"type": "pixel_update", "x": x, "y": y, "color": color, "id": id}),
+        )
+        .await;
+    }
+
+    /// The next message, waiting up to [`WAIT`].
+    pub async fn next(&mut self) -> ServerMessage {
+        match self.next_within(WAIT).await {
+            Some(m) => m,
+            None => panic!("no message within {WAIT:?}"),
+        }
+    }
+
+    /// The next message within `limit`, or `None`.
+    pub async fn next_within(&mut self, limit: Duration) -> Option<ServerMessage> {
+        if let Some(m) = self.pending.pop_front() {
+            return Some(m);
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()?;
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let m: ServerMessage = serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("unreadable server message {text}: {e}"));
+                    self.push_flattened(m);
+                    return self.pending.pop_front();
+                }
+                Some(Ok(Message::Close(frame))) => panic!("closed by the server: {frame:?}"),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("WebSocket error: {e}"),
+                None => panic!("connection ended"),
+            }
+        }
+    }
+
+    fn push_flattened(&mut self, m: ServerMessage) {
+        match m {
+            ServerMessage::Batch { events } => {
+                for e in events {
+                    self.push_flattened(e);
+                }
+            }
+            other => self.pending.push_back(other),
+        }
+    }
+
+    /// Skips messages until one satisfies `pred`; panics after [`WAIT`].
+    pub async fn expect(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&ServerMessage) -> bool,
+    ) -> ServerMessage {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next_within(left).await {
+                Some(m) if pred(&m) => return m,
+                Some(
+                    m @ (ServerMessage::Ack { id: Some(id), .. }
+                    | ServerMessage::Error { id: Some(id), .. }),
+                ) => {
+                    self.replies.insert(id, m);
+                }
+                Some(_) => {}
+                None => panic!("no {what} within {WAIT:?}"),
+            }
+        }
+    }
+
+    /// The reply (ack or error) to the placement with `id`.
+    pub async fn reply_to(&mut self, id: u64) -> ServerMessage {
+        if let Some(m) = self.replies.remove(&id) {
+            return m;
+        }
+        self.expect(&format!("reply to {id}"), |m| {
+            matches!(m, ServerMessage::Ack { id: Some(i), .. } | ServerMessage::Error { id: Some(i), .. } if *i == id)
+        })
+        .await
+    }
+
+    /// Reads until the server closes; returns its close frame.
+    pub async fn expect_close(&mut self) -> Option<CloseFrame> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => panic!("not closed within {WAIT:?}"),
+                Ok(Some(Ok(Message::Close(frame)))) => return frame,
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_)) | None) => return None,
+            }
+        }
+    }
+}
+
+/// The color of a `pixel_updated` for (x, y), if `m` is one.
+pub fn pixel_event(m: &ServerMessage, x: u32, y: u32) -> Option<&protocol::PixelUpdated> {
+    match m {
+        ServerMessage::PixelUpdated(e) if e.x == x && e.y == y => Some(e),
+        _ => None,
+    }
+}

@@ -1,0 +1,90 @@
+//! HTTP helpers for canvas-api and gateway routes.
+
+use std::time::Duration;
+
+use protocol::http::ErrorBody;
+use serde::de::DeserializeOwned;
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("http client")
+}
+
+pub async fn get_json<T: DeserializeOwned>(url: &str) -> T {
+    let r = client().get(url).send().await.expect("GET");
+    assert!(r.status().is_success(), "GET {url}: {}", r.status());
+    r.json().await.expect("JSON body")
+}
+
+/// An error response's status and body.
+pub async fn expect_error(response: reqwest::Response) -> (u16, ErrorBody) {
+    let status = response.status().as_u16();
+    assert!(status >= 400, "expected an error, got {status}");
+    let body = response.text().await.expect("body");
+    let parsed = serde_json::from_str(&body)
+        .unwrap_or_else(|e| panic!("error body {body:?} is not the JSON error shape: {e}"));
+    (status, parsed)
+}
+
+/// The board as (width, height, seq, rgb).
+pub async fn canvas_bin(base: &str) -> (u32, u32, u64, Vec<u8>) {
+    let r = client()
+        .get(format!("{base}/api/canvas.bin"))
+        .send()
+        .await
+        .expect("GET canvas.bin");
+    assert!(r.status().is_success(), "canvas.bin: {}", r.status());
+    let header = |name: &str| -> u64 {
+        r.headers()
+            .get(name)
+            .unwrap_or_else(|| panic!("missing {name}"))
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (w, h, seq) = (
+        header("x-canvas-width") as u32,
+        header("x-canvas-height") as u32,
+        header("x-canvas-seq"),
+    );
+    let bytes = r.bytes().await.expect("body").to_vec();
+    assert_eq!(bytes.len(), (w * h * 3) as usize, "canvas.bin length");
+    (w, h, seq, bytes)
+}
+
+pub fn pixel_at(rgb: &[u8], width: u32, x: u32, y: u32) -> [u8; 3] {
+    let i = (y * width + x) as usize * 3;
+    [rgb[i], rgb[i + 1], rgb[i + 2]]
+}
+
+/// Polls `/readyz` until it answers 200: readiness is the event awaited.
+pub async fn wait_ready(base: &str) {
+    let http = client();
+    for _ in 0..400 {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{base} never became ready");
+}
+
+pub async fn put_pixel(
+    base: &str,
+    x: i64,
+    y: i64,
+    color: &str,
+    username: &str,
+) -> reqwest::Response {
+    client()
+        .put(format!("{base}/api/pixel"))
+        .json(&serde_json::json!({"x": x, "y": y, "color": color, "username": username}))
+        .send()
+        .await
+        .expect("PUT /api/pixel")
+}
