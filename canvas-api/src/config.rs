@@ -118,3 +118,68 @@ pub struct StoreArgs {
     #[arg(long = "data-dir", env = "DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(url: Option<&str>, host: Option<&str>, password: Option<&str>) -> RedisArgs {
+        RedisArgs {
+            url: url.map(Into::into),
+            host: host.map(Into::into),
+            port: 6380,
+            password: password.map(Into::into),
+            db: 2,
+        }
+    }
+
+    #[test]
+    fn no_redis_means_the_embedded_store() {
+        assert!(args(None, None, None).connection_info().unwrap().is_none());
+    }
+
+    #[test]
+    fn host_port_db_and_password_form_an_address() {
+        let info = args(None, Some("redis.local"), Some("s3cret"))
+            .connection_info()
+            .unwrap()
+            .unwrap();
+        assert_eq!(info.addr().to_string(), "redis.local:6380");
+        assert_eq!(info.redis_settings().db(), 2);
+        assert_eq!(info.redis_settings().password(), Some("s3cret"));
+    }
+
+    #[test]
+    fn a_password_joins_a_url_without_one_but_never_overrides_it() {
+        let info = args(Some("redis://h:1/0"), None, Some("extra"))
+            .connection_info()
+            .unwrap()
+            .unwrap();
+        assert_eq!(info.redis_settings().password(), Some("extra"));
+        let info = args(Some("redis://:inurl@h:1/0"), None, Some("extra"))
+            .connection_info()
+            .unwrap()
+            .unwrap();
+        assert_eq!(info.redis_settings().password(), Some("inurl"));
+    }
+
+    #[test]
+    fn a_bad_url_names_the_variable() {
+        let err = args(Some("http://x"), None, None)
+            .connection_info()
+            .unwrap_err();
+        assert!(err.contains("REDIS_URL"), "{err}");
+    }
+
+    #[test]
+    fn an_oversized_board_is_refused() {
+        let canvas = CanvasArgs {
+            width: 16_384,
+            height: 16_384,
+            palette: Palette::default(),
+            cooldown_ms: 0,
+            replay_log_len: 1,
+        };
+        assert!(canvas.validate().unwrap_err().contains("CANVAS_WIDTH"));
+    }
+}

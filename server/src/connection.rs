@@ -101,8 +101,9 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
 
     let mut in_flight = FuturesUnordered::new();
     loop {
+        // Unbiased: under a flood of hub frames the client's own frames
+        // still get read, and the other way round.
         tokio::select! {
-            biased;
             () = gw.shutdown.cancelled() => {
                 let _ = write_all(&mut socket, vec![close_frame(close::GOING_AWAY, "gateway shutting down; reconnect")], &gw).await;
                 break;

@@ -277,3 +277,38 @@ async fn an_invalid_username_becomes_a_guest_name() {
     let named = WsClient::connect(&stack.gateways[0].ws(), Some(&"n".repeat(33))).await;
     assert!(named.username().starts_with("guest-"));
 }
+
+#[tokio::test]
+async fn single_process_servers_configured_the_prototypes_way_share_one_redis() {
+    let redis = crate::harness::RedisServer::start().await;
+    let env = |pod: &str| {
+        vec![
+            ("REDIS_HOST", "127.0.0.1".to_owned()),
+            ("REDIS_PORT", redis.port.to_string()),
+            ("REDIS_DB", "0".to_owned()),
+            ("COOLDOWN_MS", "0".to_owned()),
+            ("POD_ID", pod.to_owned()),
+        ]
+    };
+    let one = crate::harness::Process::spawn("server", &env("one")).await;
+    let two = crate::harness::Process::spawn("server", &env("two")).await;
+    http::wait_ready(&one.http()).await;
+    http::wait_ready(&two.http()).await;
+    let mut a = WsClient::connect(&one.ws(), Some("a")).await;
+    let mut b = WsClient::connect(&two.ws(), Some("b")).await;
+    a.place(1, 2, "#000000", 1).await;
+    b.place(3, 4, "#FF4500", 2).await;
+    assert!(matches!(a.reply_to(1).await, ServerMessage::Ack { .. }));
+    assert!(matches!(b.reply_to(2).await, ServerMessage::Ack { .. }));
+    for client in [&mut a, &mut b] {
+        client
+            .expect("pixel (1,2)", |m| pixel_event(m, 1, 2).is_some())
+            .await;
+    }
+    a.expect("pixel (3,4)", |m| pixel_event(m, 3, 4).is_some())
+        .await;
+    let (w, _, seq, rgb) = canvas_bin(&one.http()).await;
+    assert_eq!(seq, 2);
+    assert_eq!(pixel_at(&rgb, w, 3, 4), [0xFF, 0x45, 0x00]);
+    assert_eq!(canvas_bin(&two.http()).await.3, rgb);
+}
