@@ -1,0 +1,170 @@
+//! Cheap decoding of the gateway's frames on the receive hot path.
+//!
+//! An observer of a busy board reads thousands of events a second, so this
+//! parses only the fields the load test uses (borrowing strings, skipping the
+//! rest) instead of building full [`protocol::ServerMessage`] values, and
+//! flattens `batch` frames into the events they carry, in order.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+/// The fields of a server message the load test reads. Every other field is
+/// skipped without being built.
+#[derive(Debug, Deserialize)]
+struct Lite<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    seq: Option<u64>,
+    #[serde(default)]
+    id: Option<u64>,
+    #[serde(default)]
+    x: Option<u32>,
+    #[serde(default)]
+    y: Option<u32>,
+    #[serde(default, borrow)]
+    code: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    events: Vec<Lite<'a>>,
+}
+
+/// One event, as the load test sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Pixel {
+        seq: u64,
+        x: u32,
+        y: u32,
+    },
+    Ack {
+        id: Option<u64>,
+        seq: u64,
+    },
+    Error {
+        id: Option<u64>,
+        code: String,
+    },
+    /// The gateway gave up on delivering some updates.
+    Resync {
+        seq: u64,
+    },
+    /// `stats`, `user_list`, `pong`, `connected`: nothing to count.
+    Other,
+}
+
+/// Batches never nest today; the bound only keeps a hostile frame from
+/// recursing deeply.
+const MAX_DEPTH: usize = 4;
+
+/// Decodes one text frame, appending its events (a batch's in order) to
+/// `out`.
+pub fn decode(text: &str, out: &mut Vec<Event>) -> Result<(), serde_json::Error> {
+    let frame: Lite<'_> = serde_json::from_str(text)?;
+    flatten(frame, out, 0);
+    Ok(())
+}
+
+fn flatten(frame: Lite<'_>, out: &mut Vec<Event>, depth: usize) {
+    match frame.kind.as_ref() {
+        "batch" if depth < MAX_DEPTH => {
+            for inner in frame.events {
+                flatten(inner, out, depth + 1);
+            }
+        }
+        "pixel_updated" => match (frame.seq, frame.x, frame.y) {
+            (Some(seq), Some(x), Some(y)) => out.push(Event::Pixel { seq, x, y }),
+            _ => out.push(Event::Other),
+        },
+        "ack" => match frame.seq {
+            Some(seq) => out.push(Event::Ack { id: frame.id, seq }),
+            None => out.push(Event::Other),
+        },
+        "error" => out.push(Event::Error {
+            id: frame.id,
+            code: frame.code.map(Cow::into_owned).unwrap_or_default(),
+        }),
+        "resync" => out.push(Event::Resync {
+            seq: frame.seq.unwrap_or(0),
+        }),
+        _ => out.push(Event::Other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events(text: &str) -> Vec<Event> {
+        let mut out = Vec::new();
+        decode(text, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_pixel_keeps_seq_and_coordinates() {
+        let e = events(
+            r##"{"type":"pixel_updated","x":3,"y":4,"color":"#FF0000","username":"a","timestamp":1,"seq":9}"##,
+        );
+        assert_eq!(e, vec![Event::Pixel { seq: 9, x: 3, y: 4 }]);
+    }
+
+    #[test]
+    fn a_batch_is_flattened_in_order() {
+        let e = events(
+            r##"{"type":"batch","events":[
+                {"type":"pixel_updated","x":0,"y":0,"color":"#000000","username":"a","timestamp":1,"seq":5},
+                {"type":"ack","id":2,"seq":6},
+                {"type":"pixel_updated","x":1,"y":1,"color":"#000000","username":"a","timestamp":1,"seq":4},
+                {"type":"stats","activeUsers":3,"timestamp":1}
+            ]}"##,
+        );
+        assert_eq!(
+            e,
+            vec![
+                Event::Pixel { seq: 5, x: 0, y: 0 },
+                Event::Ack {
+                    id: Some(2),
+                    seq: 6
+                },
+                Event::Pixel { seq: 4, x: 1, y: 1 },
+                Event::Other,
+            ]
+        );
+    }
+
+    #[test]
+    fn nested_batches_are_flattened_too() {
+        let e = events(
+            r#"{"type":"batch","events":[{"type":"batch","events":[{"type":"ack","seq":1}]},{"type":"pong"}]}"#,
+        );
+        assert_eq!(e, vec![Event::Ack { id: None, seq: 1 }, Event::Other]);
+    }
+
+    #[test]
+    fn errors_keep_their_code_and_id() {
+        let e = events(
+            r#"{"type":"error","id":7,"code":"cooldown","message":"wait","retryAfterMs":1200}"#,
+        );
+        assert_eq!(
+            e,
+            vec![Event::Error {
+                id: Some(7),
+                code: "cooldown".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn unknown_fields_and_types_are_skipped() {
+        let e = events(r#"{"type":"user_list","users":["a","b"],"total":2,"timestamp":1}"#);
+        assert_eq!(e, vec![Event::Other]);
+        let e = events(r#"{"type":"resync","seq":40,"reason":"gone"}"#);
+        assert_eq!(e, vec![Event::Resync { seq: 40 }]);
+    }
+
+    #[test]
+    fn not_json_is_an_error() {
+        assert!(decode("nope", &mut Vec::new()).is_err());
+    }
+}
