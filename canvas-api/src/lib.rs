@@ -7,6 +7,7 @@ pub mod announce;
 pub mod canvas;
 pub mod config;
 pub mod error;
+pub mod listen;
 pub mod maintenance;
 pub mod metrics;
 pub mod palette;
@@ -64,9 +65,12 @@ pub async fn run(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    listen::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        shutdown,
+    )
+    .await
 }
 
 /// Opens the store the configuration names: Redis when given, else the

@@ -48,6 +48,14 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub gap_grace_ms: u64,
 
+    /// Least milliseconds between two frames of pixel events: an event after
+    /// a quiet spell goes out at once, while under load the events of one
+    /// window share a frame, cutting writes per client many times over.
+    /// 0 sends whatever is ready at once.
+    #[arg(long = "fanout-window-ms", env = "FANOUT_WINDOW_MS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub fanout_window_ms: u64,
+
     /// Most WebSocket connections this gateway holds; more are closed with
     /// code 1013 (try again later).
     #[arg(

@@ -3,6 +3,7 @@
 //! the hub's frames. Nothing else writes to the socket, so nothing needs a
 //! lock.
 
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -100,11 +101,17 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
     }
 
     let mut in_flight = FuturesUnordered::new();
+    // Reused for every wake-up: the hot path allocates nothing of its own.
+    let mut frames: Vec<Message> = Vec::new();
+    // Made once: a fresh `cancelled()` per wake-up would register with the
+    // token's waiter list (a shared lock) every time, for every connection.
+    let shutdown = gw.shutdown.cancelled();
+    tokio::pin!(shutdown);
     loop {
         // Unbiased: under a flood of hub frames the client's own frames
         // still get read, and the other way round.
         tokio::select! {
-            () = gw.shutdown.cancelled() => {
+            () = &mut shutdown => {
                 let _ = write_all(&mut socket, vec![close_frame(close::GOING_AWAY, "gateway shutting down; reconnect")], &gw).await;
                 break;
             }
@@ -123,20 +130,20 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
                     }
                     Err(RecvError::Closed) => break,
                 };
-                let mut frames = vec![Message::Text(first)];
+                frames.push(Message::Text(first));
                 while frames.len() < MAX_FRAMES_PER_FLUSH {
                     match events.try_recv() {
                         Ok(frame) => frames.push(Message::Text(frame)),
                         Err(TryRecvError::Lagged(_)) => {
                             gw.metrics.slow_client_closes.inc();
                             frames.push(close_frame(close::TOO_SLOW_RESYNC, "too slow; reconnect and refetch the board"));
-                            let _ = write_all(&mut socket, frames, &gw).await;
+                            let _ = write_all(&mut socket, frames.drain(..), &gw).await;
                             return;
                         }
                         Err(_) => break,
                     }
                 }
-                if write_all(&mut socket, frames, &gw).await.is_err() {
+                if write_all(&mut socket, frames.drain(..), &gw).await.is_err() {
                     break;
                 }
             }
@@ -266,20 +273,36 @@ async fn place(
     }
 }
 
-/// Writes frames with one flush, giving up after [`WRITE_TIMEOUT`].
-async fn write_all(socket: &mut WebSocket, frames: Vec<Message>, gw: &Gateway) -> Result<(), ()> {
-    let n = frames.len() as u64;
+/// Writes frames with one flush, giving up after [`WRITE_TIMEOUT`]. Most
+/// writes complete at once; the timer is armed only for one that waits, so
+/// the common path costs no timer-wheel traffic.
+async fn write_all(
+    socket: &mut WebSocket,
+    frames: impl IntoIterator<Item = Message>,
+    gw: &Gateway,
+) -> Result<(), ()> {
     let write = async {
+        let mut n = 0u64;
         for frame in frames {
             socket.feed(frame).await?;
+            n += 1;
         }
-        socket.flush().await
+        socket.flush().await.map(|()| n)
     };
-    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-        Ok(Ok(())) => {
+    let mut write = std::pin::pin!(write);
+    let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+    let result = match first {
+        Poll::Ready(result) => result,
+        Poll::Pending => match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(result) => result,
+            Err(_) => return Err(()),
+        },
+    };
+    match result {
+        Ok(n) => {
             gw.metrics.frames_out.add(n);
             Ok(())
         }
-        _ => Err(()),
+        Err(_) => Err(()),
     }
 }

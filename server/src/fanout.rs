@@ -26,6 +26,8 @@ pub struct Fanout {
     pub hub: Arc<Hub>,
     pub backend: CanvasBackend,
     pub grace: Duration,
+    /// How long to gather events into one frame after the first arrives.
+    pub window: Duration,
     pub metrics: Arc<GatewayMetrics>,
 }
 
@@ -33,20 +35,32 @@ impl Fanout {
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut seq = self.start(&cancel).await;
         let mut batch: Vec<Utf8Bytes> = Vec::with_capacity(MAX_BATCH);
+        let mut last_frame = tokio::time::Instant::now() - self.window;
         loop {
             let due = seq.repair_due(self.grace);
             tokio::select! {
                 item = self.rx.recv() => {
                     let Some(item) = item else { break };
                     let mut repair_now = self.take(item, &mut seq, &mut batch);
-                    // Everything already queued goes out in this frame.
+                    // Frames go out at most once per window: an event that
+                    // follows a quiet spell leaves at once, while under load
+                    // everything arriving within the window shares one frame,
+                    // so each client costs one write for many events.
+                    let deadline = last_frame + self.window;
                     while batch.len() < MAX_BATCH {
                         match self.rx.try_recv() {
                             Ok(item) => repair_now |= self.take(item, &mut seq, &mut batch),
+                            Err(mpsc::error::TryRecvError::Empty) if tokio::time::Instant::now() < deadline => {
+                                match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                                    Ok(Some(item)) => repair_now |= self.take(item, &mut seq, &mut batch),
+                                    Ok(None) | Err(_) => break,
+                                }
+                            }
                             Err(_) => break,
                         }
                     }
                     self.flush(&mut batch, &seq);
+                    last_frame = tokio::time::Instant::now();
                     if repair_now {
                         self.repair(&mut seq, &mut batch, &cancel).await;
                     }

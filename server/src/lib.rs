@@ -171,6 +171,7 @@ impl Gateway {
             hub: hub.clone(),
             backend: backend.clone(),
             grace: config.gap_grace(),
+            window: Duration::from_millis(config.fanout_window_ms),
             metrics: metrics.clone(),
         };
         background.spawn(fanout.run(background_stop.clone()));
@@ -281,9 +282,7 @@ pub async fn run(
         shutdown.await;
         token.cancel();
     };
-    axum::serve(listener, app)
-        .with_graceful_shutdown(signal)
-        .await?;
+    canvas_api::listen::serve(listener, app, signal).await?;
     gateway.connections.close();
     if tokio::time::timeout(gateway.shutdown_grace, gateway.connections.wait())
         .await

@@ -18,8 +18,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let config = Config::parse();
     // Bind first: a taken port must fail before the store is opened.
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
+    let listener = canvas_api::listen::bind(config.listen)
         .with_context(|| format!("LISTEN_ADDR {}: cannot listen", config.listen))?;
     let gateway = Gateway::start(&config).await?;
     let addr = listener.local_addr()?;

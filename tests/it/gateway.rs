@@ -301,12 +301,12 @@ async fn single_process_servers_configured_the_prototypes_way_share_one_redis() 
     assert!(matches!(a.reply_to(1).await, ServerMessage::Ack { .. }));
     assert!(matches!(b.reply_to(2).await, ServerMessage::Ack { .. }));
     for client in [&mut a, &mut b] {
-        client
-            .expect("pixel (1,2)", |m| pixel_event(m, 1, 2).is_some())
-            .await;
+        for (x, y) in [(1, 2), (3, 4)] {
+            client
+                .expect("both pixels", |m| pixel_event(m, x, y).is_some())
+                .await;
+        }
     }
-    a.expect("pixel (3,4)", |m| pixel_event(m, 3, 4).is_some())
-        .await;
     let (w, _, seq, rgb) = canvas_bin(&one.http()).await;
     assert_eq!(seq, 2);
     assert_eq!(pixel_at(&rgb, w, 3, 4), [0xFF, 0x45, 0x00]);

@@ -16,9 +16,12 @@ use super::WAIT;
 pub struct WsClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pending: VecDeque<ServerMessage>,
-    /// Replies skipped while waiting for something else: placements run
-    /// concurrently, so their replies may come in any order.
-    replies: std::collections::HashMap<u64, ServerMessage>,
+    /// Messages passed over by [`WsClient::expect`] while it waited for
+    /// another (but `stats` and `user_list`, which the next one supersedes):
+    /// a later `expect` finds them here first, so a test never
+    /// depends on the order of messages the protocol does not order
+    /// (concurrent replies, events from two gateways, batches).
+    stash: VecDeque<ServerMessage>,
     /// The `connected` message.
     pub hello: ServerMessage,
 }
@@ -37,7 +40,7 @@ impl WsClient {
         let mut client = WsClient {
             ws,
             pending: VecDeque::new(),
-            replies: std::collections::HashMap::new(),
+            stash: VecDeque::new(),
             hello: ServerMessage::Pong,
         };
         let first = client.next().await;
@@ -125,24 +128,25 @@ impl WsClient {
         }
     }
 
-    /// Skips messages until one satisfies `pred`; panics after [`WAIT`].
+    /// The first message, stashed or new, that satisfies `pred`; the others
+    /// stay stashed for later calls. Panics after [`WAIT`].
     pub async fn expect(
         &mut self,
         what: &str,
         pred: impl Fn(&ServerMessage) -> bool,
     ) -> ServerMessage {
+        if let Some(i) = self.stash.iter().position(&pred) {
+            return self.stash.remove(i).expect("found");
+        }
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.next_within(left).await {
                 Some(m) if pred(&m) => return m,
-                Some(
-                    m @ (ServerMessage::Ack { id: Some(id), .. }
-                    | ServerMessage::Error { id: Some(id), .. }),
-                ) => {
-                    self.replies.insert(id, m);
-                }
-                Some(_) => {}
+                // Presence frames are superseded by the next: a stale one
+                // must never satisfy a later wait.
+                Some(ServerMessage::Stats { .. } | ServerMessage::UserList { .. }) => {}
+                Some(m) => self.stash.push_back(m),
                 None => panic!("no {what} within {WAIT:?}"),
             }
         }
@@ -150,9 +154,6 @@ impl WsClient {
 
     /// The reply (ack or error) to the placement with `id`.
     pub async fn reply_to(&mut self, id: u64) -> ServerMessage {
-        if let Some(m) = self.replies.remove(&id) {
-            return m;
-        }
         self.expect(&format!("reply to {id}"), |m| {
             matches!(m, ServerMessage::Ack { id: Some(i), .. } | ServerMessage::Error { id: Some(i), .. } if *i == id)
         })

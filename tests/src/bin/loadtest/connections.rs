@@ -203,6 +203,12 @@ async fn run_unbounded(args: &ConnectionsArgs, ctx: &Context) -> anyhow::Result<
         "closed_cleanly",
         held.closed_cleanly.load(Ordering::Relaxed),
     );
+    // The measured gateway may hold only its share of the connections
+    // (several --url): divide its growth by what it reports holding.
+    let held_by_gateway = match &gateway_connections {
+        Ok(Some(v)) if *v >= 1.0 => *v as i64,
+        _ => i64::from(ramp.opened),
+    };
     match gateway_connections {
         Ok(v) => report.add("gateway_connections", v.map(|v| v as u64)),
         Err(e) => {
@@ -214,8 +220,8 @@ async fn run_unbounded(args: &ConnectionsArgs, ctx: &Context) -> anyhow::Result<
         report.add("gateway_rss_before_bytes", rss_before);
         report.add("gateway_rss_after_bytes", rss_after);
         let per_connection = match (rss_before, rss_after) {
-            (Some(b), Some(a)) if ramp.opened > 0 => {
-                Some((a as i64 - b as i64) / i64::from(ramp.opened))
+            (Some(b), Some(a)) if held_by_gateway > 0 => {
+                Some((a as i64 - b as i64) / held_by_gateway)
             }
             _ => None,
         };

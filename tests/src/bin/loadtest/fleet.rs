@@ -285,12 +285,17 @@ struct Reader {
 }
 
 impl Reader {
-    async fn run(mut self, mut stream: SplitStream<Ws>) {
+    async fn run(self, mut stream: SplitStream<Ws>) {
         let mut events = Vec::with_capacity(64);
+        // Made once: a fresh `changed()` per frame would register with the
+        // watch's waiter list (a lock every reader shares) every time.
+        let mut stop = self.stop.clone();
+        let stopped = stop.changed();
+        tokio::pin!(stopped);
         let ended = loop {
             let frame = tokio::select! {
                 frame = stream.next() => frame,
-                _ = self.stop.changed() => return,
+                _ = &mut stopped => return,
             };
             match frame {
                 Some(Ok(Message::Text(text))) => self.handle(text.as_str(), &mut events),

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Starts a topology on loopback with release binaries, runs one loadtest
+# scenario against it, and stops everything. Used for BENCHMARKS.md.
+#
+#   scripts/bench.sh TOPOLOGY LOADTEST-ARGS...
+#
+# TOPOLOGY:
+#   single  one `server` process, embedded store (the default product)
+#   redis2  redis-server + canvas-api + two gateways (the Kubernetes shape)
+# In LOADTEST-ARGS, @GW_PID@ stands for the first gateway's pid.
+# Services run with COOLDOWN_MS=0 PALETTE=any; FANOUT_WINDOW_MS and other
+# variables in the environment pass through to them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+topology=${1:?usage: scripts/bench.sh single|redis2 LOADTEST-ARGS...}
+shift
+cargo build --release --workspace --bins --quiet
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() {
+  for _ in $(seq 1 200); do
+    curl -fs "$1/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "error: $1 never became ready" >&2
+  exit 1
+}
+export COOLDOWN_MS=0 PALETTE=any RUST_LOG=${RUST_LOG:-warn}
+
+urls=()
+case "$topology" in
+  single)
+    port=$(free_port)
+    DATA_DIR="$work/data" LISTEN_ADDR="127.0.0.1:$port" target/release/server 2>"$work/server.log" &
+    pids+=($!)
+    gw_pid=$!
+    wait_http "http://127.0.0.1:$port"
+    urls+=("ws://127.0.0.1:$port/ws")
+    ;;
+  redis2)
+    rport=$(free_port)
+    redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no >"$work/redis.log" 2>&1 &
+    pids+=($!)
+    until redis-cli -p "$rport" ping >/dev/null 2>&1; do sleep 0.05; done
+    export REDIS_URL="redis://127.0.0.1:$rport"
+    aport=$(free_port)
+    LISTEN_ADDR="127.0.0.1:$aport" target/release/canvas-api 2>"$work/api.log" &
+    pids+=($!)
+    wait_http "http://127.0.0.1:$aport"
+    gw_pid=""
+    for i in 1 2; do
+      port=$(free_port)
+      POD_ID="bench-$i" CANVAS_API_URL="http://127.0.0.1:$aport" LISTEN_ADDR="127.0.0.1:$port" \
+        target/release/server 2>"$work/gw$i.log" &
+      pids+=($!)
+      gw_pid=${gw_pid:-$!}
+      wait_http "http://127.0.0.1:$port"
+      urls+=("ws://127.0.0.1:$port/ws")
+    done
+    ;;
+  *) echo "unknown topology $topology" >&2; exit 2 ;;
+esac
+
+args=()
+for a in "$@"; do args+=("${a//@GW_PID@/$gw_pid}"); done
+url_list=$(IFS=,; echo "${urls[*]}")
+status=0
+target/release/loadtest --url "$url_list" "${args[@]}" || status=$?
+exit $status
