@@ -23,8 +23,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, PresenceFrames};
 
-/// The most usernames in one pod's record and in a `user_list` frame.
-pub const MAX_LISTED_USERS: usize = 200;
+/// The most usernames in one pod's record and in a `user_list` frame. Every
+/// connection's write buffer keeps the capacity of the largest frame it was
+/// sent, so this bounds idle memory per connection too (100 names: ~1.3 KB).
+pub const MAX_LISTED_USERS: usize = 100;
 /// The least time between two presence pushes of one pod.
 pub const MIN_PUSH_INTERVAL: Duration = Duration::from_secs(1);
 

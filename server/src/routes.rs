@@ -20,9 +20,10 @@ use crate::{ApiMode, Gateway, web};
 /// A text frame past this closes the connection (1009); between
 /// `MAX_CLIENT_FRAME_BYTES` and this it gets a `frame_too_large` error.
 pub const MAX_WS_MESSAGE: usize = 64 * 1024;
-/// tungstenite allocates its read buffer eagerly per connection; client
-/// frames are small, so a small buffer keeps idle connections cheap.
-pub const WS_READ_BUFFER: usize = 2 * 1024;
+/// tungstenite allocates its read buffer eagerly per connection (and
+/// zero-fills it before each read); client frames are small, so a small
+/// buffer keeps idle connections cheap.
+pub const WS_READ_BUFFER: usize = 512;
 /// Frames written are batched up to this before a write call.
 pub const WS_WRITE_BUFFER: usize = 16 * 1024;
 
