@@ -448,3 +448,33 @@ async fn health_readiness_and_metrics_answer() {
     let (status, body) = expect_error(put_pixel(&base, 2, 2, "#000000", "m").await).await;
     assert_eq!((status, body.error.code), (503, ErrorCode::Unavailable));
 }
+
+#[tokio::test]
+async fn a_4096_square_board_is_stored_and_served_whole() {
+    let redis = RedisServer::start().await;
+    let p = api(
+        &redis,
+        &[
+            ("COOLDOWN_MS", "0"),
+            ("CANVAS_WIDTH", "4096"),
+            ("CANVAS_HEIGHT", "4096"),
+        ],
+    )
+    .await;
+    let base = p.http();
+    for (x, y, c) in [
+        (0, 0, "#FF4500"),
+        (4095, 4095, "#2450A4"),
+        (4095, 0, "#000000"),
+    ] {
+        assert_eq!(put_pixel(&base, x, y, c, "corner").await.status(), 200);
+    }
+    let (w, h, seq, rgb) = canvas_bin(&base).await;
+    assert_eq!((w, h, seq, rgb.len()), (4096, 4096, 3, 4096 * 4096 * 3));
+    assert_eq!(pixel_at(&rgb, w, 0, 0), [0xFF, 0x45, 0x00]);
+    assert_eq!(pixel_at(&rgb, w, 4095, 4095), [0x24, 0x50, 0xA4]);
+    assert_eq!(pixel_at(&rgb, w, 4095, 0), [0, 0, 0]);
+    assert_eq!(pixel_at(&rgb, w, 2048, 2048), [0xFF, 0xFF, 0xFF]);
+    let (status, body) = expect_error(put_pixel(&base, 4096, 0, "#000000", "edge").await).await;
+    assert_eq!((status, body.error.code), (400, ErrorCode::OutOfBounds));
+}
