@@ -11,6 +11,7 @@ pub mod listen;
 pub mod maintenance;
 pub mod metrics;
 pub mod palette;
+pub mod process;
 pub mod render;
 pub mod routes;
 pub mod store;

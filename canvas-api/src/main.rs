@@ -30,13 +30,7 @@ struct Config {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    canvas_api::process::init_tracing();
     let config = Config::parse();
     config.canvas.validate().map_err(anyhow::Error::msg)?;
     let redis = config.redis.connection_info().map_err(anyhow::Error::msg)?;
@@ -60,31 +54,11 @@ async fn main() -> anyhow::Result<()> {
 
     tracing::info!("listening on {}", listener.local_addr()?);
     let router = canvas_api::router(AppState { canvas, announcer });
-    canvas_api::run(listener, router, shutdown_signal()).await?;
+    canvas_api::run(listener, router, canvas_api::process::shutdown_signal()).await?;
 
     cancel.cancel();
     tracker.close();
     tracker.wait().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Completes on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutting down");
 }

@@ -6,4 +6,5 @@ mod harness;
 mod api;
 mod embedded;
 mod gateway;
+mod loadtest;
 mod presence;

@@ -1,0 +1,109 @@
+//! The load-test tool, in short runs against the single-process default:
+//! it must keep working, and a healthy system must pass it.
+
+use std::process::Stdio;
+
+use crate::harness::Process;
+use crate::harness::process::binary;
+
+async fn server() -> (Process, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "canvas-it-loadtest-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    let env = [
+        ("DATA_DIR", dir.display().to_string()),
+        ("COOLDOWN_MS", "0".to_owned()),
+        ("PALETTE", "any".to_owned()),
+    ];
+    (Process::spawn("server", &env).await, dir)
+}
+
+/// Runs `loadtest --json ARGS` and returns its exit code and summary.
+async fn loadtest(url: &str, args: &[&str]) -> (i32, serde_json::Value) {
+    let out = tokio::process::Command::new(binary("loadtest"))
+        .arg("--url")
+        .arg(url)
+        .arg("--json")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run loadtest");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "loadtest printed no JSON summary ({e}):\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), summary)
+}
+
+#[tokio::test]
+async fn fanout_smoke_run_loses_nothing_and_the_board_matches() {
+    let (server, _dir) = server().await;
+    let (code, s) = loadtest(
+        &server.ws(),
+        &[
+            "fanout",
+            "--writers",
+            "2",
+            "--observers",
+            "5",
+            "--rate",
+            "100",
+            "--duration",
+            "2",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{s:#}");
+    assert_eq!(s["placements_acked"], 200, "{s:#}");
+    assert_eq!(s["deliveries_expected"], 1000);
+    assert_eq!(s["deliveries_received"], 1000);
+    assert_eq!(s["lost"], 0);
+    assert_eq!(s["duplicates"], 0);
+    assert_eq!(s["board_mismatches"], 0);
+    assert!(s["board_pixels_compared"].as_u64().unwrap() > 0, "{s:#}");
+}
+
+#[tokio::test]
+async fn connections_smoke_run_opens_every_connection() {
+    let (server, _dir) = server().await;
+    let (code, s) = loadtest(
+        &server.ws(),
+        &["connections", "--count", "200", "--hold-secs", "1"],
+    )
+    .await;
+    assert_eq!(code, 0, "{s:#}");
+    assert_eq!(s["opened"], 200);
+    assert_eq!(s["failed"], 0);
+    assert_eq!(s["gateway_connections"], 200);
+}
+
+#[tokio::test]
+async fn an_unreachable_gateway_is_a_clear_error() {
+    let port = crate::harness::redis_server::free_port();
+    let (code, _) = {
+        let out = tokio::process::Command::new(binary("loadtest"))
+            .args([
+                "--url",
+                &format!("ws://127.0.0.1:{port}/ws"),
+                "fanout",
+                "--duration",
+                "1",
+            ])
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(stderr.contains("cannot connect to"), "{stderr}");
+        (out.status.code(), stderr)
+    };
+    assert_eq!(code, Some(2));
+}
