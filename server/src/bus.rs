@@ -40,13 +40,22 @@ impl EventBus {
         match self {
             EventBus::Redis(conn) => {
                 let mut conn = conn.clone();
-                redis::cmd("PUBLISH")
-                    .arg(PIXEL_UPDATES_CHANNEL)
-                    .arg(json.as_str())
-                    .query_async::<i64>(&mut conn)
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.to_string())
+                let publish = || {
+                    redis::cmd("PUBLISH")
+                        .arg(PIXEL_UPDATES_CHANNEL)
+                        .arg(json.as_str())
+                        .to_owned()
+                };
+                // The first command after Redis came back fails while the
+                // connection is re-made; one more try usually goes through.
+                match publish().query_async::<i64>(&mut conn).await {
+                    Ok(_) => Ok(()),
+                    Err(_) => publish()
+                        .query_async::<i64>(&mut conn)
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string()),
+                }
             }
             EventBus::Local(tx) => tx
                 .send(Incoming::Pixel {

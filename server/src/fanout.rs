@@ -18,6 +18,10 @@ use crate::sequencer::Sequencer;
 
 /// The most events put in one `batch` frame.
 pub const MAX_BATCH: usize = 512;
+/// After this long without an event, the replay log is asked whether
+/// anything came after the last `seq` seen: a write whose publish was lost
+/// leaves no gap until a later write arrives, and on a quiet board none may.
+pub const IDLE_CHECK: Duration = Duration::from_secs(1);
 /// Events fetched per replay-log request while repairing.
 const REPAIR_PAGE: usize = 1000;
 
@@ -38,6 +42,7 @@ impl Fanout {
         let mut last_frame = tokio::time::Instant::now() - self.window;
         loop {
             let due = seq.repair_due(self.grace);
+            let idle_check = last_frame + IDLE_CHECK;
             tokio::select! {
                 item = self.rx.recv() => {
                     let Some(item) = item else { break };
@@ -62,11 +67,18 @@ impl Fanout {
                     self.flush(&mut batch, &seq);
                     last_frame = tokio::time::Instant::now();
                     if repair_now {
+                        self.metrics.gap_repairs.inc();
                         self.repair(&mut seq, &mut batch, &cancel).await;
                     }
                 }
                 () = sleep_until(due), if due.is_some() => {
+                    self.metrics.gap_repairs.inc();
                     self.repair(&mut seq, &mut batch, &cancel).await;
+                }
+                () = tokio::time::sleep_until(idle_check), if seq.is_started() => {
+                    self.metrics.tail_checks.inc();
+                    self.repair(&mut seq, &mut batch, &cancel).await;
+                    last_frame = tokio::time::Instant::now();
                 }
                 () = cancel.cancelled() => break,
             }
@@ -128,8 +140,8 @@ impl Fanout {
         self.hub.set_delivered_seq(seq.contiguous());
     }
 
-    /// Fetches what is missing after the contiguous `seq` from the replay
-    /// log and passes on whatever was not seen yet. When the log no longer
+    /// Fetches what came after the contiguous `seq` from the replay log and
+    /// passes on whatever was not seen yet. When the log no longer
     /// has it, clients are told to resync.
     async fn repair(
         &self,
@@ -137,7 +149,6 @@ impl Fanout {
         batch: &mut Vec<Utf8Bytes>,
         cancel: &CancellationToken,
     ) {
-        self.metrics.gap_repairs.inc();
         let started = Instant::now();
         loop {
             if cancel.is_cancelled() {
@@ -146,22 +157,19 @@ impl Fanout {
             let from = seq.contiguous();
             let page = match self.backend.updates_since(from, REPAIR_PAGE).await {
                 Ok(page) => page,
-                Err(canvas_api::ApiError::Gone { latest_seq, .. }) => {
-                    return self.resync(
-                        seq,
-                        latest_seq,
-                        "the replay log no longer holds missed updates",
-                    );
-                }
-                Err(canvas_api::ApiError::Remote(d)) if d.code == protocol::ErrorCode::Gone => {
-                    // A remote canvas-api does not say its latest seq in a
-                    // 410; everything seen so far is the best bound.
-                    let latest = seq.contiguous().max(self.hub.delivered_seq());
-                    return self.resync(
-                        seq,
-                        latest,
-                        "the replay log no longer holds missed updates",
-                    );
+                Err(e) if e.code() == protocol::ErrorCode::Gone => {
+                    // The log does not reach back to `from`, or the store is
+                    // behind it (it lost its data: Redis restarted without
+                    // persistence). Either way, resume from the store's seq.
+                    return match self.backend.config().await {
+                        Ok(config) => {
+                            self.resync(seq, config.seq, "updates were missed beyond repair")
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot read the store's seq; retrying");
+                            seq.postpone_repair(Instant::now());
+                        }
+                    };
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, after = from, "gap repair failed; retrying");
@@ -195,7 +203,18 @@ impl Fanout {
     fn resync(&self, seq: &mut Sequencer, latest: u64, reason: &str) {
         tracing::warn!(latest, reason, "telling clients to resync");
         self.metrics.resyncs.inc();
-        seq.skip_to(latest, Instant::now());
+        if latest < seq.contiguous() {
+            // The store starts over below what was delivered: without this,
+            // every new write would look like an old duplicate.
+            tracing::warn!(
+                delivered = seq.contiguous(),
+                latest,
+                "the store's seq went back; starting over"
+            );
+            *seq = Sequencer::starting_after(latest);
+        } else {
+            seq.skip_to(latest, Instant::now());
+        }
         let frame = serde_json::to_string(&ServerMessage::Resync {
             seq: latest,
             reason: reason.to_owned(),

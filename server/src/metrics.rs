@@ -17,6 +17,7 @@ pub struct GatewayMetrics {
     pub duplicates_dropped: Counter,
     pub batched_events: Counter,
     pub gap_repairs: Counter,
+    pub tail_checks: Counter,
     pub repaired_events: Counter,
     pub resyncs: Counter,
     pub subscriber_reconnects: Counter,

@@ -312,3 +312,63 @@ async fn single_process_servers_configured_the_prototypes_way_share_one_redis() 
     assert_eq!(pixel_at(&rgb, w, 3, 4), [0xFF, 0x45, 0x00]);
     assert_eq!(canvas_bin(&two.http()).await.3, rgb);
 }
+
+#[tokio::test]
+async fn after_redis_restarts_empty_clients_are_told_to_resync_and_new_pixels_flow() {
+    let mut stack = Stack::start(2, NO_COOLDOWN).await;
+    let mut writer = WsClient::connect(&stack.gateways[0].ws(), Some("before")).await;
+    let mut watcher = WsClient::connect(&stack.gateways[1].ws(), Some("watcher")).await;
+    for i in 0..3u64 {
+        writer.place(i as i64, 0, "#000000", i).await;
+        assert!(matches!(
+            writer.reply_to(i).await,
+            ServerMessage::Ack { .. }
+        ));
+    }
+    watcher
+        .expect(
+            "seq 3",
+            |m| matches!(m, ServerMessage::PixelUpdated(e) if e.seq == 3),
+        )
+        .await;
+
+    stack.redis.restart_empty().await;
+    // The store lost everything: its seq starts over below what was seen.
+    watcher
+        .expect("resync", |m| matches!(m, ServerMessage::Resync { .. }))
+        .await;
+    for gw in &stack.gateways {
+        http::wait_ready(&gw.http()).await;
+    }
+    writer.place(7, 7, "#FF4500", 100).await;
+    let seq = match writer.reply_to(100).await {
+        ServerMessage::Ack { seq, .. } => seq,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(seq, 1);
+    let seen = watcher
+        .expect("the first pixel of the new store", |m| {
+            pixel_event(m, 7, 7).is_some()
+        })
+        .await;
+    assert_eq!(pixel_event(&seen, 7, 7).unwrap().seq, 1);
+}
+
+#[tokio::test]
+async fn a_missed_last_event_is_found_even_on_a_quiet_board() {
+    let stack = Stack::start(1, NO_COOLDOWN).await;
+    let mut watcher = WsClient::connect(&stack.gateways[0].ws(), None).await;
+    // Stored, never published, and nothing follows it to reveal a gap.
+    let r = http::client()
+        .put(format!("{}/api/pixel", stack.api.http()))
+        .header(protocol::http::HEADER_PUBLISHED_BY_CALLER, "1")
+        .json(&serde_json::json!({"x": 9, "y": 9, "color": "#FFD635", "username": "silent"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let m = watcher
+        .expect("the unpublished pixel", |m| pixel_event(m, 9, 9).is_some())
+        .await;
+    assert_eq!(pixel_event(&m, 9, 9).unwrap().username, "silent");
+}

@@ -15,15 +15,7 @@ impl RedisServer {
     pub async fn start() -> RedisServer {
         for _ in 0..5 {
             let port = free_port();
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("cannot run redis-server ({e}); install it with `apt-get install redis-server` (scripts/test.sh does)")
-                });
+            let child = spawn(port);
             let mut server = RedisServer { port, child };
             if server.wait_ready().await {
                 return server;
@@ -31,6 +23,22 @@ impl RedisServer {
             let _ = server.child.start_kill();
         }
         panic!("redis-server did not start on any free port");
+    }
+
+    /// Kills Redis and starts an empty one on the same port: what a restart
+    /// without persistence looks like to its clients.
+    pub async fn restart_empty(&mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        for _ in 0..100 {
+            self.child = spawn(self.port);
+            if self.wait_ready().await {
+                return;
+            }
+            // The old socket may linger a moment.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not restart on port {}", self.port);
     }
 
     async fn wait_ready(&mut self) -> bool {
@@ -63,6 +71,18 @@ impl RedisServer {
             .await
             .expect("connect to test redis")
     }
+}
+
+fn spawn(port: u16) -> Child {
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run redis-server ({e}); install it with `apt-get install redis-server` (scripts/test.sh does)")
+        })
 }
 
 /// A port free at the time of asking.
