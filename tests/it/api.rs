@@ -180,7 +180,9 @@ async fn put_pixel_stores_or_says_exactly_what_was_wrong() {
         expect_error(wrong_types).await.1.error.code,
         ErrorCode::BadRequest
     );
-    let huge = client
+    // Its own client: the server answers before reading the whole body and
+    // then closes the connection, which a pooled client would reuse.
+    let huge = http::client()
         .put(format!("{base}/api/pixel"))
         .body(vec![b' '; 100_000])
         .send()

@@ -66,6 +66,14 @@ impl WsClient {
             .expect("send");
     }
 
+    /// Sends without insisting: the server may close mid-frame.
+    pub async fn try_send_text(&mut self, text: impl Into<String>) -> bool {
+        self.ws
+            .send(Message::Text(text.into().into()))
+            .await
+            .is_ok()
+    }
+
     pub async fn send_json(&mut self, value: serde_json::Value) {
         self.send_text(value.to_string()).await;
     }
