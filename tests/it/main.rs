@@ -5,6 +5,7 @@ mod harness;
 
 mod api;
 mod embedded;
+mod faults;
 mod gateway;
 mod loadtest;
 mod presence;

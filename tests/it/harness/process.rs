@@ -39,26 +39,37 @@ pub struct Process {
 impl Process {
     /// Starts `bin` with exactly `env` (plus PATH) and waits until it listens.
     pub async fn spawn(bin: &str, env: &[(&str, String)]) -> Process {
+        match Self::start_listening(bin, env).await {
+            Ok(p) => p,
+            Err(log) => panic!("{bin} did not start listening:\n{log}"),
+        }
+    }
+
+    /// Like [`Process::spawn`], but `None` when the process exits first
+    /// (e.g. its fixed address is still taken).
+    pub async fn try_spawn(bin: &str, env: &[(&str, String)]) -> Option<Process> {
+        Self::start_listening(bin, env).await.ok()
+    }
+
+    async fn start_listening(bin: &str, env: &[(&str, String)]) -> Result<Process, String> {
         let (mut child, log, listening) = start(bin, env);
         let addr = tokio::select! {
             addr = listening => addr.ok(),
-            status = child.wait() => {
-                panic!("{bin} exited before listening ({status:?}):\n{}", log.lock().unwrap().join("\n"))
-            }
+            _ = child.wait() => None,
             () = tokio::time::sleep(Duration::from_secs(30)) => None,
         };
         let Some(addr) = addr else {
-            panic!(
-                "{bin} did not start listening:\n{}",
-                log.lock().unwrap().join("\n")
-            );
+            let _ = child.start_kill();
+            // Let the log reader drain what is left.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return Err(log.lock().unwrap().join("\n"));
         };
-        Process {
+        Ok(Process {
             name: bin.to_owned(),
             addr,
             child,
             log,
-        }
+        })
     }
 
     /// Runs `bin` expecting it to fail at start-up; returns its exit status
@@ -101,6 +112,12 @@ impl Process {
             Ok(status) => status.expect("wait"),
             Err(_) => panic!("{} ignored SIGTERM:\n{}", self.name, self.log()),
         }
+    }
+
+    /// SIGKILL, keeping the (dead) process's place.
+    pub async fn kill9_in_place(&mut self) {
+        signal(self.pid(), "KILL");
+        let _ = self.child.wait().await;
     }
 
     /// SIGKILL: the process gets no chance to clean up.
