@@ -18,6 +18,7 @@ pub mod presence;
 pub mod proxy;
 pub mod routes;
 pub mod sequencer;
+pub mod sse;
 pub mod subscriber;
 pub mod web;
 

@@ -35,6 +35,7 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/healthz", get(canvas_api::routes::healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/api/events", get(crate::sse::events))
         .with_state(gateway.clone());
     match &gateway.api {
         ApiMode::Local(state) => {

@@ -9,3 +9,4 @@ mod faults;
 mod gateway;
 mod loadtest;
 mod presence;
+mod sse;

@@ -1,0 +1,174 @@
+//! `GET /api/events`: the read-only live stream over Server-Sent Events.
+
+use std::time::Duration;
+
+use protocol::ServerMessage;
+
+use crate::harness::http::{self, put_pixel};
+use crate::harness::{Stack, WAIT};
+
+/// One parsed SSE event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SseEvent {
+    id: Option<String>,
+    event: String,
+    data: String,
+}
+
+/// An open event stream, read chunk by chunk.
+struct SseStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl SseStream {
+    async fn open(base: &str, query: &str, last_event_id: Option<u64>) -> SseStream {
+        let mut request = reqwest::Client::new().get(format!("{base}/api/events{query}"));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id.to_string());
+        }
+        let response = request.send().await.expect("GET /api/events");
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/event-stream")
+        );
+        SseStream {
+            response,
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event (comments skipped), within [`WAIT`].
+    async fn next(&mut self) -> SseEvent {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    id: None,
+                    event: "message".into(),
+                    data: String::new(),
+                };
+                let mut any = false;
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        event.id = Some(v.trim().to_owned());
+                        any = true;
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event.event = v.trim().to_owned();
+                        any = true;
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        event.data.push_str(v.trim_start());
+                        any = true;
+                    }
+                }
+                if any {
+                    return event;
+                }
+                continue;
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .expect("no SSE event in time")
+                .expect("stream read")
+                .expect("stream ended");
+            self.buffer
+                .push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+        }
+    }
+
+    /// The next `pixel_updated` event, with its decoded payload.
+    async fn next_pixel(&mut self) -> (SseEvent, protocol::PixelUpdated) {
+        loop {
+            let e = self.next().await;
+            if e.event == "pixel_updated" {
+                match serde_json::from_str(&e.data).unwrap() {
+                    ServerMessage::PixelUpdated(p) => return (e, p),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+    }
+}
+
+const NO_COOLDOWN: &[(&str, &str)] = &[("COOLDOWN_MS", "0")];
+
+#[tokio::test]
+async fn a_pixel_placed_through_one_gateway_streams_from_another_with_its_seq_as_id() {
+    let stack = Stack::start(2, NO_COOLDOWN).await;
+    let mut stream = SseStream::open(&stack.gateways[1].http(), "", None).await;
+    let r = put_pixel(&stack.gateways[0].http(), 4, 5, "#FF4500", "streamer").await;
+    let placed: protocol::http::PlacePixelResponse = r.json().await.unwrap();
+    let (event, pixel) = stream.next_pixel().await;
+    assert_eq!(event.id, Some(placed.seq.to_string()));
+    assert_eq!((pixel.x, pixel.y, pixel.seq), (4, 5, placed.seq));
+    assert_eq!(pixel.username, "streamer");
+}
+
+#[tokio::test]
+async fn a_reopened_stream_gets_exactly_the_missed_events_in_order() {
+    let stack = Stack::start(2, NO_COOLDOWN).await;
+    let api = stack.api.http();
+    let mut stream = SseStream::open(&stack.gateways[1].http(), "", None).await;
+    put_pixel(&api, 1, 1, "#000000", "a").await;
+    let (first, _) = stream.next_pixel().await;
+    assert_eq!(first.id.as_deref(), Some("1"));
+    drop(stream);
+    for x in 2..=4 {
+        assert_eq!(put_pixel(&api, x, 1, "#000000", "a").await.status(), 200);
+    }
+    let mut stream = SseStream::open(&stack.gateways[0].http(), "", Some(1)).await;
+    for expected in 2..=4u64 {
+        let (e, p) = stream.next_pixel().await;
+        assert_eq!((e.id, p.seq), (Some(expected.to_string()), expected));
+    }
+    // Then live, with nothing repeated.
+    put_pixel(&api, 5, 1, "#000000", "a").await;
+    let (_, p) = stream.next_pixel().await;
+    assert_eq!(p.seq, 5);
+}
+
+#[tokio::test]
+async fn a_last_event_id_older_than_the_log_gets_resync() {
+    let stack = Stack::start(1, &[("COOLDOWN_MS", "0"), ("REPLAY_LOG_LEN", "10")]).await;
+    let client = http::client();
+    // Redis trims the log in whole nodes of 100 entries: write past that.
+    for i in 0..300 {
+        let r = client
+            .put(format!("{}/api/pixel", stack.api.http()))
+            .json(
+                &serde_json::json!({"x": i % 1000, "y": 2, "color": "#000000", "username": "bulk"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let mut stream = SseStream::open(&stack.gateways[0].http(), "", Some(0)).await;
+    let e = stream.next().await;
+    assert_eq!(e.event, "resync", "{e:?}");
+}
+
+#[tokio::test]
+async fn a_region_filter_keeps_outside_pixels_out() {
+    let stack = Stack::start(1, NO_COOLDOWN).await;
+    let base = stack.gateways[0].http();
+    let mut stream = SseStream::open(&base, "?region=10,10,20,20", None).await;
+    put_pixel(&base, 5, 5, "#000000", "out").await;
+    put_pixel(&base, 30, 15, "#000000", "out").await;
+    put_pixel(&base, 15, 15, "#000000", "in").await;
+    let (_, p) = stream.next_pixel().await;
+    assert_eq!((p.x, p.y, p.username.as_str()), (15, 15, "in"));
+    let bad = http::client()
+        .get(format!("{base}/api/events?region=1,2,3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    // An idle stream stays open (heartbeats are comments, not events).
+    let quiet = tokio::time::timeout(Duration::from_millis(300), stream.next()).await;
+    assert!(quiet.is_err(), "unexpected event {quiet:?}");
+}
