@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what the tests
-# need (redis-server, from Debian's packages), checks format and lints, builds
-# the binaries the integration suite starts as real processes, then runs the
-# whole suite.
+# need (redis-server and chromium from Debian's packages, playwright-core from
+# npm), checks format and lints, builds the binaries the integration and
+# browser suites start as real processes, then runs both suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   sudo=""
@@ -15,7 +18,7 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 fi
-for tool in redis-server cargo; do
+for tool in redis-server cargo chromium node npm; do
   command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is still missing" >&2; exit 1; }
 done
 
@@ -24,12 +27,21 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The integration tests run these binaries as separate processes.
 cargo build --workspace --bins --locked
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+browser_log=$(mktemp)
+trap 'rm -f "$log" "$browser_log"' EXIT
 status=0
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log" || status=$?
-# One closing line over every test binary (cargo prints one per binary, the
-# last of which is often an empty doc-test run).
+
+# The web client, in real headless Chromium against real processes.
+npm ci --prefix tests/browser --no-audit --no-fund
+node --test --test-concurrency=1 tests/browser/*.test.mjs 2>&1 | tee "$browser_log" || status=$?
+
+# One closing line over every test binary and the browser suite (cargo
+# prints one line per binary, the last of which is often an empty doc-test
+# run).
 passed=$(grep 'test result:' "$log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
 failed=$(grep 'test result:' "$log" | grep -oE '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+passed=$((passed + $(awk '/^# pass /{n=$3} END{print n+0}' "$browser_log")))
+failed=$((failed + $(awk '/^# fail /{n=$3} END{print n+0}' "$browser_log")))
 echo "tests: $passed passed, $failed failed"
 exit "$status"

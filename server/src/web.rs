@@ -4,17 +4,44 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-/// Every file of `web/`, by URL path.
+const HTML: &str = "text/html; charset=utf-8";
+const CSS: &str = "text/css; charset=utf-8";
+const JS: &str = "text/javascript; charset=utf-8";
+
+/// Every file of `web/`, by URL path. `web/static/NAME` is served at
+/// `/static/NAME`.
 const FILES: &[(&str, &str, &[u8])] = &[
+    ("/", HTML, include_bytes!("../../web/index.html")),
+    ("/index.html", HTML, include_bytes!("../../web/index.html")),
     (
-        "/",
-        "text/html; charset=utf-8",
-        include_bytes!("../../web/index.html"),
+        "/static/style.css",
+        CSS,
+        include_bytes!("../../web/static/style.css"),
     ),
     (
-        "/index.html",
-        "text/html; charset=utf-8",
-        include_bytes!("../../web/index.html"),
+        "/static/main.js",
+        JS,
+        include_bytes!("../../web/static/main.js"),
+    ),
+    (
+        "/static/board.js",
+        JS,
+        include_bytes!("../../web/static/board.js"),
+    ),
+    (
+        "/static/sync.js",
+        JS,
+        include_bytes!("../../web/static/sync.js"),
+    ),
+    (
+        "/static/view.js",
+        JS,
+        include_bytes!("../../web/static/view.js"),
+    ),
+    (
+        "/static/ui.js",
+        JS,
+        include_bytes!("../../web/static/ui.js"),
     ),
 ];
 
@@ -30,4 +57,67 @@ pub fn file(path: &str) -> Option<Response> {
         HeaderValue::from_static("nosniff"),
     );
     Some(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(path: &str) -> &'static str {
+        let (_, _, bytes) = FILES
+            .iter()
+            .find(|(p, _, _)| *p == path)
+            .unwrap_or_else(|| panic!("{path} is not embedded"));
+        std::str::from_utf8(bytes).expect("utf-8")
+    }
+
+    /// The quoted paths after each `marker` in `source`.
+    fn references<'a>(source: &'a str, marker: &str) -> Vec<&'a str> {
+        source
+            .split(marker)
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect()
+    }
+
+    #[test]
+    fn every_file_the_page_loads_is_embedded() {
+        let index = text("/index.html");
+        let mut wanted: Vec<String> = Vec::new();
+        for marker in ["src=\"", "href=\""] {
+            wanted.extend(
+                references(index, marker)
+                    .into_iter()
+                    .filter(|p| p.starts_with('/'))
+                    .map(str::to_owned),
+            );
+        }
+        for (path, content_type, _) in FILES {
+            if *content_type == JS {
+                for import in references(text(path), "from \"./") {
+                    wanted.push(format!("/static/{import}"));
+                }
+            }
+        }
+        assert!(wanted.iter().any(|p| p == "/static/main.js"), "{wanted:?}");
+        for path in &wanted {
+            assert!(
+                file(path).is_some(),
+                "{path} is referenced but not embedded"
+            );
+        }
+    }
+
+    #[test]
+    fn types_follow_the_extension() {
+        for (path, content_type, _) in FILES {
+            let expected = match path.rsplit('.').next() {
+                Some("css") => CSS,
+                Some("js") => JS,
+                _ => HTML,
+            };
+            assert_eq!(*content_type, expected, "{path}");
+        }
+        assert!(file("/static/nope.js").is_none());
+    }
 }

@@ -1,0 +1,154 @@
+// Headless Debian chromium driven by playwright-core (which never downloads
+// a browser of its own), and what the tests read from a page: the board
+// canvas's own pixels, compared with the stored board.
+
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { ROOT } from "./stack.mjs";
+
+export const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+export const ARTIFACTS = join(ROOT, "tests/artifacts");
+export const WAIT_MS = 15_000;
+
+export async function launchBrowser() {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) or set CHROMIUM`);
+  }
+  mkdirSync(ARTIFACTS, { recursive: true });
+  // Playwright gives every launch a fresh temporary --user-data-dir and adds
+  // --headless itself.
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 30_000,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+/**
+ * A page of its own context (own localStorage) at `url`, with `username`
+ * remembered as if typed before. Page errors, console errors and failed
+ * requests are kept in `page.problems` so a test can assert there were none.
+ */
+export async function openPage(browser, url, { username, viewport, mobile = false } = {}) {
+  const context = await browser.newContext({
+    viewport: viewport || { width: 1280, height: 800 },
+    deviceScaleFactor: 1,
+    isMobile: mobile,
+    hasTouch: mobile,
+  });
+  context.setDefaultTimeout(WAIT_MS);
+  if (username) {
+    await context.addInitScript((name) => {
+      if (!localStorage.getItem("canvas.username")) localStorage.setItem("canvas.username", name);
+    }, username);
+  }
+  const page = await context.newPage();
+  page.problems = [];
+  page.on("pageerror", (e) => page.problems.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => {
+    // Failed requests are judged by the response listener, which knows the URL.
+    if (m.type() === "error" && !m.text().startsWith("Failed to load resource")) page.problems.push(`console: ${m.text()}`);
+  });
+  page.on("response", (r) => {
+    // 404 is the answer for a pixel nobody placed.
+    const expected = r.status() === 404 && new URL(r.url()).pathname.startsWith("/api/pixel/");
+    if (r.status() >= 400 && !expected) page.problems.push(`HTTP ${r.status()} for ${r.url()}`);
+  });
+  if (url) await page.goto(url);
+  return page;
+}
+
+export async function waitLive(page, timeout = WAIT_MS) {
+  await page.waitForFunction(() => window.__canvas?.status() === "live" && window.__canvas.ready(), null, { timeout });
+}
+
+/** "#RRGGBB" read from the board canvas itself. */
+export async function canvasPixel(page, x, y) {
+  return page.evaluate(([x, y]) => {
+    const d = document.getElementById("board").getContext("2d").getImageData(x, y, 1, 1).data;
+    return "#" + [d[0], d[1], d[2]].map((v) => v.toString(16).padStart(2, "0")).join("").toUpperCase();
+  }, [x, y]);
+}
+
+/** Waits until the canvas shows `color` at (x, y). */
+export async function waitCanvasPixel(page, x, y, color, timeout = WAIT_MS) {
+  await page.waitForFunction(([x, y, color]) => {
+    const d = document.getElementById("board").getContext("2d").getImageData(x, y, 1, 1).data;
+    const hex = "#" + [d[0], d[1], d[2]].map((v) => v.toString(16).padStart(2, "0")).join("").toUpperCase();
+    return hex === color;
+  }, [x, y, color], { timeout, polling: 50 });
+}
+
+/**
+ * Compares every pixel of the board canvas with `/api/canvas.bin` as the
+ * page's origin serves it: {mismatches, first, seq, width, height}.
+ */
+export async function diffWithStored(page) {
+  return page.evaluate(async () => {
+    const r = await fetch("/api/canvas.bin", { cache: "no-store" });
+    const rgb = new Uint8Array(await r.arrayBuffer());
+    const width = Number(r.headers.get("x-canvas-width"));
+    const height = Number(r.headers.get("x-canvas-height"));
+    const canvas = document.getElementById("board");
+    if (canvas.width !== width || canvas.height !== height) {
+      return { mismatches: width * height, first: `canvas is ${canvas.width}x${canvas.height}`, width, height };
+    }
+    const shown = canvas.getContext("2d").getImageData(0, 0, width, height).data;
+    let mismatches = 0;
+    let first = null;
+    for (let i = 0, j = 0; i < width * height; i++, j += 3) {
+      const p = i * 4;
+      if (shown[p] !== rgb[j] || shown[p + 1] !== rgb[j + 1] || shown[p + 2] !== rgb[j + 2] || shown[p + 3] !== 255) {
+        mismatches++;
+        if (!first) first = { x: i % width, y: Math.floor(i / width), shown: [shown[p], shown[p + 1], shown[p + 2]], stored: [rgb[j], rgb[j + 1], rgb[j + 2]] };
+      }
+    }
+    return { mismatches, first, seq: Number(r.headers.get("x-canvas-seq")), width, height };
+  });
+}
+
+/** Waits until the board canvas equals the stored board exactly. */
+export async function waitMatchesStored(page, timeout = WAIT_MS) {
+  const deadline = Date.now() + timeout;
+  let last;
+  while (Date.now() < deadline) {
+    last = await diffWithStored(page);
+    if (last.mismatches === 0) return last;
+    // Wait for the next drawn frame rather than a fixed delay.
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  }
+  throw new Error(`the canvas does not match /api/canvas.bin: ${JSON.stringify(last)}`);
+}
+
+/** Client coordinates of the centre of board pixel (x, y), from the canvas's on-screen box. */
+export async function pixelCenter(page, x, y) {
+  return page.evaluate(([x, y]) => {
+    const c = document.getElementById("board");
+    const r = c.getBoundingClientRect();
+    return { x: r.left + ((x + 0.5) * r.width) / c.width, y: r.top + ((y + 0.5) * r.height) / c.height, scale: r.width / c.width };
+  }, [x, y]);
+}
+
+/** Zooms (mouse wheel over the pixel) until a board pixel is at least `minScale` CSS px. */
+export async function zoomTo(page, x, y, minScale = 8) {
+  for (let i = 0; i < 40; i++) {
+    const c = await pixelCenter(page, x, y);
+    if (c.scale >= minScale) return c;
+    await page.mouse.move(c.x, c.y);
+    await page.mouse.wheel(0, -240);
+    await page.waitForFunction((s) => window.__canvas.view().scale > s, c.scale);
+    // The transform is applied in the next animation frame.
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  }
+  throw new Error("could not zoom in");
+}

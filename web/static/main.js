@@ -1,0 +1,164 @@
+// Wires the board, the live connection, the view and the page together, and
+// exposes a small read-only hook for tests (`window.__canvas`).
+
+import { Board } from "./board.js";
+import { Sync } from "./sync.js";
+import { View } from "./view.js";
+import { Cooldown, Inspector, NameField, Palette, People, Status, Toasts, errorText, formatWait } from "./ui.js";
+
+const $ = (id) => document.getElementById(id);
+
+const toasts = new Toasts();
+const status = new Status();
+const people = new People();
+const inspector = new Inspector();
+const board = new Board($("board"));
+const reticle = $("reticle");
+const coords = $("coords");
+const loading = $("loading");
+
+let mode = "place";
+let connectedOnce = false;
+let cooldownMs = 0;
+/** A placement sent and not yet answered: one at a time. */
+let placing = null;
+/** Milliseconds since navigation: when this script ran, when the board was first drawn. */
+const timing = { scriptMs: performance.now(), boardShownMs: -1 };
+
+const cooldown = new Cooldown((cooling) => reticle.classList.toggle("cooling", cooling));
+const palette = new Palette();
+const names = new NameField((name) => {
+  people.setMe(name);
+  if (!sync.send({ type: "set_username", username: name })) {
+    toasts.show(`You'll be ${name} once reconnected.`, "info");
+  }
+}, toasts);
+
+const topBar = document.querySelector(".bar.top");
+const bottomBar = document.querySelector(".bar.bottom");
+const view = new View($("viewport"), $("board"), reticle, {
+  insets: () => ({
+    top: topBar.getBoundingClientRect().bottom,
+    bottom: window.innerHeight - bottomBar.getBoundingClientRect().top,
+  }),
+  onHover(p) {
+    coords.hidden = !p;
+    if (p) coords.textContent = `(${p.x}, ${p.y})`;
+  },
+  onTap(x, y, { inspect }) {
+    if (inspect || mode === "inspect") inspector.show(x, y, board.getPixel(x, y));
+    else place(x, y);
+  },
+});
+
+const sync = new Sync(board, {
+  username: () => names.remembered,
+  onStatus(s, detail) {
+    status.set(s, detail);
+  },
+  onConnected(m) {
+    connectedOnce = true;
+    status.pod = m.podId || "";
+    cooldownMs = Number(m.cooldownMs) || 0;
+    names.connectedAs(m.username);
+    people.setMe(m.username);
+    palette.render(m.palette || [], !!m.anyColor);
+  },
+  onLoadError(e) {
+    loading.textContent = `Could not load the board (${e.message}); retrying…`;
+  },
+  onMessage(m) {
+    switch (m.type) {
+      case "stats": people.stats(m); break;
+      case "user_list": people.userList(m); break;
+      case "ack":
+        if (placing && m.id === placing.id) placing = null;
+        cooldown.start(cooldownMs);
+        break;
+      case "error":
+        if (placing && m.id === placing.id) placing = null;
+        if (m.code === "cooldown") cooldown.start(Number(m.retryAfterMs) || 0);
+        toasts.show(errorText(m));
+        break;
+      case "info": toasts.show(m.message, "info"); break;
+      default: break; // pong, and types this client does not know
+    }
+  },
+});
+
+// The palette and cooldown, shown before the socket is up; `connected`
+// repeats them.
+fetch("/api/config", { cache: "no-store" })
+  .then((r) => (r.ok ? r.json() : null))
+  .then((c) => {
+    if (!c || connectedOnce) return;
+    cooldownMs = Number(c.cooldownMs) || 0;
+    palette.render(c.palette || [], !!c.anyColor);
+  })
+  .catch(() => {});
+
+board.onLoad = (width, height) => view.setBoardSize(width, height);
+board.onDraw = () => {
+  if (timing.boardShownMs < 0) {
+    timing.boardShownMs = performance.now();
+    loading.hidden = true;
+  }
+};
+
+function place(x, y) {
+  if (!sync.ready) {
+    toasts.show(sync.status === "live" ? "Still loading the board…" : "Not connected yet: wait a moment.");
+    return;
+  }
+  if (cooldown.active) {
+    toasts.show(`Cooldown: you can place again in ${formatWait(cooldown.remaining())}.`);
+    return;
+  }
+  if (placing && performance.now() - placing.at < 5000) return;
+  const id = sync.place(x, y, palette.color);
+  if (!id) {
+    toasts.show("Not connected: nothing was placed.");
+    return;
+  }
+  placing = { id, at: performance.now() };
+}
+
+function setMode(next) {
+  mode = next;
+  for (const [id, m] of [["mode-place", "place"], ["mode-inspect", "inspect"]]) {
+    $(id).classList.toggle("on", mode === m);
+    $(id).setAttribute("aria-pressed", String(mode === m));
+  }
+  $("viewport").classList.toggle("inspecting", mode === "inspect");
+  if (mode === "place") inspector.hide();
+}
+
+$("mode-place").addEventListener("click", () => setMode("place"));
+$("mode-inspect").addEventListener("click", () => setMode("inspect"));
+$("zoom-in").addEventListener("click", () => view.zoomCenter(1.5));
+$("zoom-out").addEventListener("click", () => view.zoomCenter(1 / 1.5));
+$("zoom-fit").addEventListener("click", () => view.fit());
+window.addEventListener("keydown", (e) => {
+  const t = e.target;
+  if (t instanceof HTMLInputElement || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.key === "i" || e.key === "I") setMode(mode === "inspect" ? "place" : "inspect");
+  else if (e.key === "p" || e.key === "P") setMode("place");
+  else if (e.key === "Escape") inspector.hide();
+});
+
+// Read-only state for tests and curious players; the canvas itself is the
+// real proof of what is drawn.
+window.__canvas = Object.freeze({
+  getPixel: (x, y) => board.getPixel(x, y),
+  status: () => sync.status,
+  ready: () => sync.ready,
+  seq: () => sync.knownSeq,
+  username: () => names.current,
+  size: () => ({ width: board.width, height: board.height }),
+  view: () => ({ scale: view.scale, tx: view.tx, ty: view.ty }),
+  draws: () => board.draws,
+  timing: () => ({ ...timing }),
+  sync: () => ({ loading: sync.loading, buffered: sync.buffer.length, pending: sync.pending.size }),
+});
+
+sync.start();
