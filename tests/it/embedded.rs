@@ -4,20 +4,7 @@ use protocol::ServerMessage;
 use protocol::http::{LegacyCanvas, PixelInfo};
 
 use crate::harness::http::{self, canvas_bin, get_json, pixel_at, put_pixel};
-use crate::harness::{Process, WsClient};
-
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "canvas-it-{name}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use crate::harness::{Process, WsClient, temp_dir};
 
 fn env(dir: &std::path::Path) -> Vec<(&'static str, String)> {
     vec![

@@ -6,15 +6,8 @@ use std::process::Stdio;
 use crate::harness::Process;
 use crate::harness::process::binary;
 
-async fn server() -> (Process, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!(
-        "canvas-it-loadtest-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    ));
+async fn server() -> (Process, crate::harness::TempDir) {
+    let dir = crate::harness::temp_dir("loadtest");
     let env = [
         ("DATA_DIR", dir.display().to_string()),
         ("COOLDOWN_MS", "0".to_owned()),
