@@ -52,7 +52,12 @@ impl Process {
     }
 
     async fn start_listening(bin: &str, env: &[(&str, String)]) -> Result<Process, String> {
-        let (mut child, log, listening) = start(bin, env);
+        let Started {
+            mut child,
+            log,
+            listening,
+            reader,
+        } = start(bin, env);
         let addr = tokio::select! {
             addr = listening => addr.ok(),
             _ = child.wait() => None,
@@ -60,8 +65,8 @@ impl Process {
         };
         let Some(addr) = addr else {
             let _ = child.start_kill();
-            // Let the log reader drain what is left.
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = child.wait().await;
+            drained(reader).await;
             return Err(log.lock().unwrap().join("\n"));
         };
         Ok(Process {
@@ -78,13 +83,17 @@ impl Process {
         bin: &str,
         env: &[(&str, String)],
     ) -> (ExitStatus, String) {
-        let (mut child, log, _listening) = start(bin, env);
+        let Started {
+            mut child,
+            log,
+            reader,
+            ..
+        } = start(bin, env);
         let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
             .await
             .unwrap_or_else(|_| panic!("{bin} kept running:\n{}", log.lock().unwrap().join("\n")))
             .expect("wait");
-        // Let the log reader drain what is left.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        drained(reader).await;
         let text = log.lock().unwrap().join("\n");
         (status, text)
     }
@@ -150,14 +159,22 @@ fn signal(pid: u32, name: &str) {
     assert!(status.success(), "kill -{name} {pid} failed");
 }
 
-fn start(
-    bin: &str,
-    env: &[(&str, String)],
-) -> (
-    Child,
-    Arc<Mutex<Vec<String>>>,
-    oneshot::Receiver<SocketAddr>,
-) {
+/// A started process: its log fills as it writes, and `listening` fires
+/// with the address it logs.
+struct Started {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+    listening: oneshot::Receiver<SocketAddr>,
+    /// Ends when the process's stderr closes: the whole log is in.
+    reader: tokio::task::JoinHandle<()>,
+}
+
+/// Waits until an exited process's log is read to its end.
+async fn drained(reader: tokio::task::JoinHandle<()>) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), reader).await;
+}
+
+fn start(bin: &str, env: &[(&str, String)]) -> Started {
     let mut cmd = Command::new(binary(bin));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -177,7 +194,7 @@ fn start(
     let log = Arc::new(Mutex::new(Vec::new()));
     let (tx, rx) = oneshot::channel();
     let sink = log.clone();
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         let mut tx = Some(tx);
         let mut lines = BufReader::new(stderr).lines();
         while let Ok(Some(line)) = lines.next_line().await {
@@ -189,7 +206,12 @@ fn start(
             sink.lock().unwrap().push(line);
         }
     });
-    (child, log, rx)
+    Started {
+        child,
+        log,
+        listening: rx,
+        reader,
+    }
 }
 
 /// The Kubernetes shape on one machine: Redis, one canvas-api, and gateways
