@@ -40,16 +40,7 @@ impl Sequencer {
             return false;
         }
         if seq == contiguous + 1 {
-            let mut c = seq;
-            while self.ahead.remove(&(c + 1)) {
-                c += 1;
-            }
-            self.contiguous = Some(c);
-            self.gap_since = if self.ahead.is_empty() {
-                None
-            } else {
-                Some(now)
-            };
+            self.settle(seq, now);
         } else {
             self.ahead.insert(seq);
             self.gap_since.get_or_insert(now);
@@ -88,8 +79,14 @@ impl Sequencer {
 
     /// Gives up on everything up to `seq` (clients were told to resync).
     pub fn skip_to(&mut self, seq: u64, now: Instant) {
-        let mut c = self.contiguous().max(seq);
+        let c = self.contiguous().max(seq);
         self.ahead.retain(|&s| s > c);
+        self.settle(c, now);
+    }
+
+    /// Everything up to `c` is passed on: absorb the out-of-order `seq`s
+    /// that now follow on, and restart the gap clock if a gap remains.
+    fn settle(&mut self, mut c: u64, now: Instant) {
         while self.ahead.remove(&(c + 1)) {
             c += 1;
         }

@@ -369,19 +369,7 @@ async fn updates_since_pages_in_order_and_410s_beyond_the_log() {
         .unwrap();
     assert_eq!(expect_error(r).await.1.error.code, ErrorCode::BadRequest);
 
-    // Redis trims the stream in whole nodes (100 entries): write past that.
-    let client = http::client();
-    for i in 0..300 {
-        let r = client
-            .put(format!("{base}/api/pixel"))
-            .json(
-                &serde_json::json!({"x": i % 1000, "y": 1, "color": "#000000", "username": "bulk"}),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
+    http::write_many(&base, 300, 1).await;
     let r = http::client()
         .get(format!("{base}/api/updates?since=0"))
         .send()

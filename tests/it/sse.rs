@@ -134,19 +134,7 @@ async fn a_reopened_stream_gets_exactly_the_missed_events_in_order() {
 #[tokio::test]
 async fn a_last_event_id_older_than_the_log_gets_resync() {
     let stack = Stack::start(1, &[("COOLDOWN_MS", "0"), ("REPLAY_LOG_LEN", "10")]).await;
-    let client = http::client();
-    // Redis trims the log in whole nodes of 100 entries: write past that.
-    for i in 0..300 {
-        let r = client
-            .put(format!("{}/api/pixel", stack.api.http()))
-            .json(
-                &serde_json::json!({"x": i % 1000, "y": 2, "color": "#000000", "username": "bulk"}),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
+    http::write_many(&stack.api.http(), 300, 2).await;
     let mut stream = SseStream::open(&stack.gateways[0].http(), "", Some(0)).await;
     let e = stream.next().await;
     assert_eq!(e.event, "resync", "{e:?}");

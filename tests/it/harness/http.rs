@@ -88,3 +88,21 @@ pub async fn put_pixel(
         .await
         .expect("PUT /api/pixel")
 }
+
+/// Writes `count` pixels over one pooled connection (row `y`), so that a
+/// short `REPLAY_LOG_LEN` gets trimmed: Redis trims a stream only in whole
+/// nodes of 100 entries, so a few hundred writes are needed.
+pub async fn write_many(base: &str, count: u32, y: u32) {
+    let client = client();
+    for i in 0..count {
+        let r = client
+            .put(format!("{base}/api/pixel"))
+            .json(
+                &serde_json::json!({"x": i % 1000, "y": y, "color": "#000000", "username": "bulk"}),
+            )
+            .send()
+            .await
+            .expect("PUT /api/pixel");
+        assert_eq!(r.status(), 200, "write {i}");
+    }
+}
