@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what the tests
-# need (redis-server and chromium from Debian's packages, playwright-core from
-# npm), checks format and lints, builds the binaries the integration and
-# browser suites start as real processes, then runs both suites.
+# need (redis-server, nginx and chromium from Debian's packages,
+# kubernetes-validate from PyPI, playwright-core from npm), checks format and
+# lints, builds the binaries the integration and browser suites start as real
+# processes, then runs both suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
@@ -18,7 +20,11 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 fi
-for tool in redis-server cargo chromium node npm; do
+# The manifest checks: kubectl (for `kubectl kustomize`) comes with this
+# kind of machine; kubernetes-validate is a PyPI package.
+command -v kubernetes-validate >/dev/null 2>&1 ||
+  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
+for tool in redis-server nginx cargo chromium node npm kubectl kubernetes-validate; do
   command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is still missing" >&2; exit 1; }
 done
 

@@ -65,7 +65,17 @@ pub struct Config {
     )]
     pub max_connections: usize,
 
-    /// Seconds to wait for connections to close on shutdown.
+    /// Milliseconds over which WebSockets are closed (code 1001, "going
+    /// away, reconnect") after SIGTERM: each connection closes on a random
+    /// 100 ms tick of this window, so clients reach the other replicas in
+    /// batches, not all at once. 0 closes them all at once.
+    #[arg(long = "shutdown-drain-ms", env = "SHUTDOWN_DRAIN_MS", default_value_t = 2_000,
+          value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub shutdown_drain_ms: u64,
+
+    /// Seconds from SIGTERM to giving up on open connections; then the
+    /// presence key is removed (at most 2 s more) and the process exits.
+    /// Must exceed the drain window.
     #[arg(long = "shutdown-grace-secs", env = "SHUTDOWN_GRACE_SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(0..=600))]
     pub shutdown_grace_secs: u64,
@@ -114,6 +124,12 @@ impl Config {
                     "CANVAS_API_URL {url:?} is not an http:// or https:// URL"
                 ));
             }
+        }
+        if self.shutdown_drain_ms > 0 && self.shutdown_drain_ms >= self.shutdown_grace_secs * 1000 {
+            return Err(format!(
+                "SHUTDOWN_DRAIN_MS ({}) must be shorter than SHUTDOWN_GRACE_SECS ({} s)",
+                self.shutdown_drain_ms, self.shutdown_grace_secs
+            ));
         }
         if self.max_connections == 0 {
             return Err("MAX_CONNECTIONS must be at least 1".into());

@@ -22,6 +22,8 @@ use crate::decode::decode;
 pub const MAX_IN_FLIGHT: usize = 32;
 /// Hub frames written per flush.
 const MAX_FRAMES_PER_FLUSH: usize = 256;
+/// How long a closing connection waits for its placements in flight.
+const IN_FLIGHT_ON_CLOSE: Duration = Duration::from_secs(2);
 /// A client whose socket accepts nothing for this long is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -105,14 +107,30 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
     let mut frames: Vec<Message> = Vec::new();
     // Made once: a fresh `cancelled()` per wake-up would register with the
     // token's waiter list (a shared lock) every time, for every connection.
-    let shutdown = gw.shutdown.cancelled();
+    // Until its moment of the drain comes, a stopping gateway's connection
+    // goes on serving as usual.
+    let close_delay = crate::drain::random_close_delay(gw.shutdown_drain);
+    let shutdown = async {
+        gw.shutdown.cancelled().await;
+        tokio::time::sleep(close_delay).await;
+    };
     tokio::pin!(shutdown);
     loop {
         // Unbiased: under a flood of hub frames the client's own frames
         // still get read, and the other way round.
         tokio::select! {
             () = &mut shutdown => {
-                let _ = write_all(&mut socket, vec![close_frame(close::GOING_AWAY, "gateway shutting down; reconnect")], &gw).await;
+                // Placements already sent get their answer before the close,
+                // so a client knows which of them were stored.
+                let mut last = Vec::with_capacity(in_flight.len() + 1);
+                let _ = tokio::time::timeout(IN_FLIGHT_ON_CLOSE, async {
+                    while let Some(reply) = in_flight.next().await {
+                        last.push(reply);
+                    }
+                })
+                .await;
+                last.push(close_frame(close::GOING_AWAY, "gateway shutting down; reconnect"));
+                let _ = write_all(&mut socket, last, &gw).await;
                 break;
             }
             Some(reply) = in_flight.next(), if !in_flight.is_empty() => {

@@ -11,6 +11,7 @@ pub mod bus;
 pub mod config;
 pub mod connection;
 pub mod decode;
+pub mod drain;
 pub mod fanout;
 pub mod hub;
 pub mod metrics;
@@ -72,8 +73,11 @@ pub struct GatewayInner {
     pub max_connections: usize,
     /// How `/api` is served here.
     pub api: ApiMode,
-    /// Cancelled when the gateway stops: connections close with 1001.
+    /// Cancelled when the gateway stops: connections close with 1001, each
+    /// at its own moment of the drain window ([`drain`]).
     pub shutdown: CancellationToken,
+    /// The window over which connections are closed on shutdown.
+    pub shutdown_drain: Duration,
     /// Connection tasks, awaited on shutdown.
     pub connections: TaskTracker,
     /// True while the Redis subscription is live (None: no Redis).
@@ -221,6 +225,7 @@ impl Gateway {
             max_connections: config.max_connections,
             api,
             shutdown: CancellationToken::new(),
+            shutdown_drain: Duration::from_millis(config.shutdown_drain_ms),
             connections: TaskTracker::new(),
             subscriber_live,
             background,
@@ -269,9 +274,11 @@ async fn fetch_config(backend: &CanvasBackend) -> anyhow::Result<CanvasConfig> {
     ))
 }
 
-/// Serves until `shutdown` completes; then closes every WebSocket with
-/// 1001 ("reconnect"), waits for connections up to the grace period, removes
-/// this pod's presence and stops the background tasks.
+/// Serves until `shutdown` completes. Then, at once, `/readyz` answers 503
+/// and no new connection is accepted; WebSockets are closed with 1001
+/// ("going away, reconnect") in batches spread over the drain window; once
+/// they are gone (or the grace period since the signal is over) this pod's
+/// presence key is deleted and announced, and the background tasks stop.
 pub async fn run(
     listener: TcpListener,
     gateway: Gateway,
@@ -283,17 +290,40 @@ pub async fn run(
         shutdown.await;
         token.cancel();
     };
-    canvas_api::listen::serve(listener, app, signal).await?;
+    // One timer for the whole shutdown, started by the signal.
+    let token = gateway.shutdown.clone();
+    let grace = gateway.shutdown_grace;
+    let grace_over = async move {
+        token.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::pin!(grace_over);
+
+    let serving = canvas_api::listen::serve(listener, app, signal);
+    tokio::select! {
+        result = serving => result?,
+        () = &mut grace_over => tracing::warn!("HTTP requests still open after the grace period"),
+    }
     gateway.connections.close();
-    if tokio::time::timeout(gateway.shutdown_grace, gateway.connections.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after the grace period");
+    tokio::select! {
+        () = gateway.connections.wait() => {}
+        () = &mut grace_over => tracing::warn!(
+            open = gateway.connections.len(),
+            "connections still open after the grace period"
+        ),
     }
     gateway.background_stop.cancel();
     gateway.background.close();
-    gateway.background.wait().await;
+    if tokio::time::timeout(BACKGROUND_STOP_TIMEOUT, gateway.background.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("background tasks (presence removal) did not stop in time");
+    }
     tracing::info!("gateway stopped");
     Ok(())
 }
+
+/// The most the background tasks get to finish after the connections, on
+/// top of the grace period: removing this pod's presence is one round trip.
+pub const BACKGROUND_STOP_TIMEOUT: Duration = Duration::from_secs(2);

@@ -92,9 +92,13 @@ pub async fn events(
     let stream_gw = gw.clone();
     gw.connections.spawn(async move {
         let shutdown = stream_gw.shutdown.clone();
+        let close_delay = crate::drain::random_close_delay(stream_gw.shutdown_drain);
         tokio::select! {
             () = pump(stream_gw, tx, last_id, region) => {}
-            () = shutdown.cancelled() => {}
+            () = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(close_delay).await;
+            } => {}
         }
     });
     let stream = futures_util::stream::poll_fn(move |cx| {

@@ -4,9 +4,11 @@
 mod harness;
 
 mod api;
+mod cluster;
 mod embedded;
 mod faults;
 mod gateway;
+mod k8s;
 mod loadtest;
 mod presence;
 mod sse;

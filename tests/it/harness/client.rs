@@ -13,6 +13,11 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::WAIT;
 
+/// The connection ended: with the server's close frame, or without one
+/// (reset, or the process died).
+#[derive(Debug)]
+pub struct Ended(pub Option<CloseFrame>);
+
 pub struct WsClient {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pending: VecDeque<ServerMessage>,
@@ -102,25 +107,37 @@ impl WsClient {
 
     /// The next message within `limit`, or `None`.
     pub async fn next_within(&mut self, limit: Duration) -> Option<ServerMessage> {
+        match self.try_next_within(limit).await {
+            Ok(m) => m,
+            Err(Ended(Some(frame))) => panic!("closed by the server: {frame:?}"),
+            Err(Ended(None)) => panic!("connection ended"),
+        }
+    }
+
+    /// Like [`WsClient::next_within`], but the end of the connection is an
+    /// answer, not a failure: for clients that reconnect.
+    pub async fn try_next_within(
+        &mut self,
+        limit: Duration,
+    ) -> Result<Option<ServerMessage>, Ended> {
         if let Some(m) = self.pending.pop_front() {
-            return Some(m);
+            return Ok(Some(m));
         }
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            let frame = tokio::time::timeout_at(deadline, self.ws.next())
-                .await
-                .ok()?;
+            let Ok(frame) = tokio::time::timeout_at(deadline, self.ws.next()).await else {
+                return Ok(None);
+            };
             match frame {
                 Some(Ok(Message::Text(text))) => {
                     let m: ServerMessage = serde_json::from_str(&text)
                         .unwrap_or_else(|e| panic!("unreadable server message {text}: {e}"));
                     self.push_flattened(m);
-                    return self.pending.pop_front();
+                    return Ok(self.pending.pop_front());
                 }
-                Some(Ok(Message::Close(frame))) => panic!("closed by the server: {frame:?}"),
+                Some(Ok(Message::Close(frame))) => return Err(Ended(frame)),
                 Some(Ok(_)) => {}
-                Some(Err(e)) => panic!("WebSocket error: {e}"),
-                None => panic!("connection ended"),
+                Some(Err(_)) | None => return Err(Ended(None)),
             }
         }
     }

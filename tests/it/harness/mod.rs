@@ -3,6 +3,7 @@
 //! WebSocket client that speaks protocol v1, and HTTP helpers.
 
 pub mod client;
+pub mod cluster;
 pub mod http;
 pub mod process;
 pub mod redis_server;
