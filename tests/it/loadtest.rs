@@ -1,9 +1,12 @@
-//! The load-test tool, in short runs against the single-process default:
-//! it must keep working, and a healthy system must pass it.
+//! The load-test tool, in short runs: a healthy system (the single-process
+//! default, and the local cluster behind nginx) must pass it, and a gateway
+//! that drops messages must fail it.
 
 use std::process::Stdio;
 
 use crate::harness::Process;
+use crate::harness::cluster::Cluster;
+use crate::harness::lossy_proxy::LossyProxy;
 use crate::harness::process::binary;
 
 async fn server() -> (Process, crate::harness::TempDir) {
@@ -18,7 +21,19 @@ async fn server() -> (Process, crate::harness::TempDir) {
 
 /// Runs `loadtest --json ARGS` and returns its exit code and summary.
 async fn loadtest(url: &str, args: &[&str]) -> (i32, serde_json::Value) {
-    let out = tokio::process::Command::new(binary("loadtest"))
+    loadtest_with_api(url, None, args).await
+}
+
+async fn loadtest_with_api(
+    url: &str,
+    api: Option<&str>,
+    args: &[&str],
+) -> (i32, serde_json::Value) {
+    let mut cmd = tokio::process::Command::new(binary("loadtest"));
+    if let Some(api) = api {
+        cmd.arg("--api").arg(api);
+    }
+    let out = cmd
         .arg("--url")
         .arg(url)
         .arg("--json")
@@ -99,4 +114,45 @@ async fn an_unreachable_gateway_is_a_clear_error() {
         (out.status.code(), stderr)
     };
     assert_eq!(code, Some(2));
+}
+
+const SMOKE_FANOUT: [&str; 9] = [
+    "fanout",
+    "--writers",
+    "2",
+    "--observers",
+    "5",
+    "--rate",
+    "100",
+    "--duration",
+    "2",
+];
+
+#[tokio::test]
+async fn fanout_reports_loss_when_the_gateway_drops_messages() {
+    let (server, _dir) = server().await;
+    let proxy = LossyProxy::start(server.addr, 7).await;
+    let (code, s) = loadtest_with_api(&proxy.ws(), Some(&server.http()), &SMOKE_FANOUT).await;
+    let dropped = proxy.dropped.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(dropped > 0, "the proxy dropped nothing");
+    assert_eq!(code, 1, "a lossy run must fail: {s:#}");
+    assert!(s["lost"].as_u64().unwrap() > 0, "{s:#}");
+    assert!(
+        s["deliveries_received"].as_u64() < s["deliveries_expected"].as_u64(),
+        "{s:#}"
+    );
+    // The loss is in delivery only: the board still matches every ack.
+    assert_eq!(s["board_mismatches"], 0, "{s:#}");
+}
+
+#[tokio::test]
+async fn fanout_smoke_run_through_the_local_cluster_loses_nothing() {
+    let cluster = Cluster::up(&[("COOLDOWN_MS", "0"), ("PALETTE", "any")]).await;
+    let (code, s) = loadtest(&cluster.ws(), &SMOKE_FANOUT).await;
+    assert_eq!(code, 0, "{s:#}");
+    assert_eq!(s["placements_acked"], 200, "{s:#}");
+    assert_eq!(s["deliveries_received"], 1000, "{s:#}");
+    assert_eq!(s["lost"], 0);
+    assert_eq!(s["duplicates"], 0);
+    assert_eq!(s["board_mismatches"], 0);
 }

@@ -5,6 +5,7 @@
 pub mod client;
 pub mod cluster;
 pub mod http;
+pub mod lossy_proxy;
 pub mod process;
 pub mod redis_server;
 
