@@ -35,26 +35,34 @@ impl WsClient {
     /// Connects to `url` (`ws://host/ws`), with `?username=` when given,
     /// and waits for `connected`.
     pub async fn connect(url: &str, username: Option<&str>) -> WsClient {
+        Self::try_connect(url, username)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`WsClient::connect`], but a refusal is an answer: for clients
+    /// that retry.
+    pub async fn try_connect(url: &str, username: Option<&str>) -> Result<WsClient, String> {
         let url = match username {
             Some(u) => format!("{url}?username={u}"),
             None => url.to_owned(),
         };
         let (ws, _) = tokio_tungstenite::connect_async(&url)
             .await
-            .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+            .map_err(|e| format!("connect {url}: {e}"))?;
         let mut client = WsClient {
             ws,
             pending: VecDeque::new(),
             stash: VecDeque::new(),
             hello: ServerMessage::Pong,
         };
-        let first = client.next().await;
-        assert!(
-            matches!(first, ServerMessage::Connected { .. }),
-            "first message: {first:?}"
-        );
-        client.hello = first;
-        client
+        match client.try_next_within(WAIT).await {
+            Ok(Some(first @ ServerMessage::Connected { .. })) => {
+                client.hello = first;
+                Ok(client)
+            }
+            other => Err(format!("{url}: expected `connected` first, got {other:?}")),
+        }
     }
 
     pub fn username(&self) -> &str {
@@ -95,14 +103,6 @@ impl WsClient {
             serde_json::json!({"type": "pixel_update", "x": x, "y": y, "color": color, "id": id}),
         )
         .await;
-    }
-
-    /// The next message, waiting up to [`WAIT`].
-    pub async fn next(&mut self) -> ServerMessage {
-        match self.next_within(WAIT).await {
-            Some(m) => m,
-            None => panic!("no message within {WAIT:?}"),
-        }
     }
 
     /// The next message within `limit`, or `None`.

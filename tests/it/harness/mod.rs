@@ -6,6 +6,7 @@ pub mod client;
 pub mod cluster;
 pub mod http;
 pub mod lossy_proxy;
+pub mod player;
 pub mod process;
 pub mod redis_server;
 
