@@ -1,62 +1,22 @@
 //! Faults on real processes: the store path or the subscription breaks
 //! mid-traffic, and nothing acknowledged may be lost to any client.
+//!
+//! Each drill runs steady placements from players spread over two
+//! gateways, injects a fault, heals it, and checks with
+//! [`verify`](crate::harness::player::verify) that every acknowledged pixel
+//! is on the board and every player's own board equals it (so no player was
+//! left with a gap it did not detect). Each prints how long the players'
+//! boards stood still (`recovery:` lines, for BENCHMARKS.md).
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use protocol::{ErrorCode, ServerMessage};
 
 use crate::harness::http::{self, canvas_bin, pixel_at};
-use crate::harness::{Process, Stack, WsClient};
+use crate::harness::player::{Player, Traffic, join_players, report_recovery, verify};
+use crate::harness::{Process, RedisServer, Stack, WsClient, temp_dir};
 
 const NO_COOLDOWN: &[(&str, &str)] = &[("COOLDOWN_MS", "0"), ("GAP_GRACE_MS", "100")];
-
-/// Every `seq` a client was sent, until it has seen `upto`.
-async fn seqs_until(client: &mut WsClient, upto: u64) -> BTreeSet<u64> {
-    let mut seen = BTreeSet::new();
-    while seen.last().is_none_or(|&s| s < upto) || seen.len() < upto as usize {
-        match client
-            .expect("pixels", |m| matches!(m, ServerMessage::PixelUpdated(_)))
-            .await
-        {
-            ServerMessage::PixelUpdated(e) => {
-                seen.insert(e.seq);
-            }
-            _ => unreachable!(),
-        }
-    }
-    seen
-}
-
-#[tokio::test]
-async fn a_killed_subscription_is_resubscribed_and_its_gap_repaired() {
-    let stack = Stack::start(2, NO_COOLDOWN).await;
-    let mut writer = WsClient::connect(&stack.gateways[0].ws(), Some("writer")).await;
-    let mut watcher = WsClient::connect(&stack.gateways[1].ws(), Some("watcher")).await;
-    let mut redis = stack.redis.conn().await;
-    let mut acked = 0u64;
-    for i in 0..60u64 {
-        if i == 20 {
-            // Both gateways lose their subscriptions mid-traffic.
-            let killed: i64 = redis::cmd("CLIENT")
-                .arg("KILL")
-                .arg("TYPE")
-                .arg("pubsub")
-                .query_async(&mut redis)
-                .await
-                .unwrap();
-            assert!(killed >= 2, "killed {killed}");
-        }
-        writer.place(i as i64, 3, "#000000", i).await;
-        match writer.reply_to(i).await {
-            ServerMessage::Ack { seq, .. } => acked = acked.max(seq),
-            other => panic!("placement {i}: {other:?}"),
-        }
-    }
-    assert_eq!(acked, 60);
-    let seen = seqs_until(&mut watcher, 60).await;
-    assert_eq!(seen, (1..=60).collect::<BTreeSet<_>>());
-}
 
 #[tokio::test]
 async fn with_canvas_api_down_placements_fail_as_unavailable_and_recover() {
@@ -118,4 +78,203 @@ async fn spawn_on(env: &[(&str, String)]) -> Process {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("canvas-api could not listen again on its address");
+}
+
+/// Small boards (views are compared pixel by pixel), no cooldown, a short
+/// gap grace.
+const DRILL: &[(&str, &str)] = &[
+    ("COOLDOWN_MS", "0"),
+    ("PALETTE", "any"),
+    ("CANVAS_WIDTH", "64"),
+    ("CANVAS_HEIGHT", "64"),
+    ("GAP_GRACE_MS", "100"),
+];
+const PLAYERS: u32 = 4;
+const PLACEMENTS: u32 = 40;
+const PACE: Duration = Duration::from_millis(20);
+
+/// Four players, two on each gateway, reading `/api` through the first.
+async fn players_on(stack: &Stack) -> Vec<Player> {
+    let urls: Vec<String> = stack.gateways.iter().map(|g| g.ws()).collect();
+    join_players(PLAYERS, &urls, &stack.gateways[0].http()).await
+}
+
+/// Ends a drill: waits for the players, checks the promises, reports.
+async fn finish(traffic: Traffic, stack: &Stack, fault: &str) -> Vec<Player> {
+    let mut players = traffic.finish().await;
+    let acked = verify(&mut players, &stack.gateways[0].http()).await;
+    assert_eq!(acked.len(), (PLAYERS * PLACEMENTS) as usize);
+    report_recovery(fault, &players);
+    players
+}
+
+/// A counter from a gateway's `/metrics`.
+async fn metric(base: &str, name: &str) -> u64 {
+    let text = http::client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("/metrics has no {name}"))
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+#[tokio::test]
+async fn drill_subscriptions_killed() {
+    let stack = Stack::start(2, DRILL).await;
+    let traffic = Traffic::start(players_on(&stack).await, PLACEMENTS, PACE);
+    traffic.acked_at_least(traffic.total / 3).await;
+    let mut redis = stack.redis.conn().await;
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!(killed >= 2, "killed {killed}");
+    finish(traffic, &stack, "pub/sub connections killed").await;
+}
+
+#[tokio::test]
+async fn drill_subscriptions_evicted_by_the_output_buffer_limit() {
+    let stack = Stack::start(2, DRILL).await;
+    let traffic = Traffic::start(players_on(&stack).await, PLACEMENTS, PACE);
+    traffic.acked_at_least(traffic.total / 3).await;
+    let mut redis = stack.redis.conn().await;
+    const RECONNECTS: &str = "gateway_subscriber_reconnects_total";
+    let before = metric(&stack.gateways[1].http(), RECONNECTS).await;
+    // Any message queued for a subscriber now overflows its buffer.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("client-output-buffer-limit")
+        .arg("pubsub 1 1 0")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    // A message larger than a subscriber's 16 KiB static buffer has to be
+    // queued, which the limit no longer allows: every subscriber is cut.
+    let big = serde_json::json!({"type": "user_update", "podId": "x".repeat(64 * 1024)});
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg(protocol::names::USER_EVENTS_CHANNEL)
+        .arg(big.to_string())
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    traffic.acked_at_least(traffic.total / 2).await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("client-output-buffer-limit")
+        .arg("pubsub 33554432 8388608 60")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    // Evicted, then subscribed again: awaited on the gateway's counter.
+    let deadline = tokio::time::Instant::now() + crate::harness::WAIT;
+    while metric(&stack.gateways[1].http(), RECONNECTS).await <= before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the subscriber was never evicted and resubscribed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    finish(
+        traffic,
+        &stack,
+        "pub/sub evicted (client-output-buffer-limit)",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn drill_canvas_api_restarted() {
+    let mut stack = Stack::start(2, DRILL).await;
+    let traffic = Traffic::start(players_on(&stack).await, PLACEMENTS, PACE);
+    traffic.acked_at_least(traffic.total / 3).await;
+    let addr = stack.api.addr;
+    stack.api.kill9_in_place().await;
+    // Down for a moment while the players keep placing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut env: Vec<(&str, String)> = DRILL.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    env.push(("REDIS_URL", stack.redis.url()));
+    env.push(("LISTEN_ADDR", addr.to_string()));
+    stack.api = spawn_on(&env).await;
+    let players = finish(traffic, &stack, "canvas-api killed, back after 0.5 s").await;
+    assert!(
+        players.iter().any(|p| p.refused > 0),
+        "no placement met the outage"
+    );
+}
+
+#[tokio::test]
+async fn drill_redis_crashed_and_restarted() {
+    let dir = temp_dir("redis-aof");
+    let redis = RedisServer::start_durable(&dir).await;
+    let mut stack = Stack::start_on(redis, 2, DRILL).await;
+    let traffic = Traffic::start(players_on(&stack).await, PLACEMENTS, PACE);
+    traffic.acked_at_least(traffic.total / 3).await;
+    stack.redis.kill9().await;
+    // The gateways notice: not ready while their subscription is gone.
+    let http = http::client();
+    let gateway = stack.gateways[1].http();
+    let deadline = tokio::time::Instant::now() + crate::harness::WAIT;
+    loop {
+        let status = http
+            .get(format!("{gateway}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status());
+        if matches!(status, Ok(s) if s == 503) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz stayed {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stack.redis.start_again().await;
+    let players = finish(traffic, &stack, "Redis killed, restarted from its AOF").await;
+    assert!(
+        players.iter().all(|p| p.closes.is_empty()),
+        "the gateways kept every WebSocket through the outage"
+    );
+    assert!(
+        players.iter().any(|p| p.refused > 0),
+        "no placement met the outage"
+    );
+}
+
+#[tokio::test]
+async fn drill_redis_frozen() {
+    let stack = Stack::start(2, DRILL).await;
+    let traffic = Traffic::start(players_on(&stack).await, PLACEMENTS, PACE);
+    traffic.acked_at_least(traffic.total / 3).await;
+    let pid = stack.redis.pid().to_string();
+    let stop = std::process::Command::new("kill")
+        .args(["-STOP", &pid])
+        .status();
+    assert!(stop.expect("kill").success());
+    // Unreachable for 3 s: longer than the store's 2 s response timeout.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cont = std::process::Command::new("kill")
+        .args(["-CONT", &pid])
+        .status();
+    assert!(cont.expect("kill").success());
+    let players = finish(traffic, &stack, "Redis frozen (SIGSTOP) for 3 s").await;
+    assert!(
+        players.iter().all(|p| p.closes.is_empty()),
+        "the gateways kept every WebSocket through the outage"
+    );
+    assert!(
+        players.iter().any(|p| p.refused > 0),
+        "placements waiting on a frozen Redis were answered `unavailable`"
+    );
 }

@@ -70,6 +70,10 @@ pub struct Player {
     pub refetches: u32,
     /// Placements refused as `unavailable` (then retried).
     pub refused: u32,
+    /// The longest wait between two advances of `seen_upto` while playing:
+    /// under steady traffic, how long the player's board stood still.
+    pub longest_silence: Duration,
+    last_advance: Option<Instant>,
     /// What each reconnect did, for failure messages.
     catch_ups: Vec<String>,
     /// (x, y) -> (seq, color) of each acknowledged placement.
@@ -95,6 +99,8 @@ impl Player {
             active_users: None,
             refetches: 0,
             refused: 0,
+            longest_silence: Duration::ZERO,
+            last_advance: None,
             catch_ups: Vec::new(),
             acked: BTreeMap::new(),
         }
@@ -108,9 +114,21 @@ impl Player {
         if e.seq > self.seen_upto {
             self.ahead.insert(e.seq);
         }
+        let before = self.seen_upto;
         while self.ahead.remove(&(self.seen_upto + 1)) {
             self.seen_upto += 1;
         }
+        if self.seen_upto > before {
+            self.advanced();
+        }
+    }
+
+    fn advanced(&mut self) {
+        let now = Instant::now();
+        if let Some(last) = self.last_advance {
+            self.longest_silence = self.longest_silence.max(now - last);
+        }
+        self.last_advance = Some(now);
     }
 
     fn on_message(&mut self, m: &ServerMessage) {
@@ -140,6 +158,7 @@ impl Player {
         while self.ahead.remove(&(self.seen_upto + 1)) {
             self.seen_upto += 1;
         }
+        self.advanced();
     }
 
     /// Reconnects (trying each URL in turn for up to [`OUTAGE_LIMIT`]),
@@ -394,6 +413,22 @@ impl Traffic {
         }
         players
     }
+}
+
+/// Prints how long the fault interrupted the players (the longest time any
+/// player's board stood still), for BENCHMARKS.md: run the fault suite with
+/// `--nocapture` and look for `recovery:` lines.
+pub fn report_recovery(fault: &str, players: &[Player]) -> Duration {
+    let worst = players
+        .iter()
+        .map(|p| p.longest_silence)
+        .max()
+        .unwrap_or_default();
+    let refused: u32 = players.iter().map(|p| p.refused).sum();
+    eprintln!(
+        "recovery: {fault}: board still for at most {worst:?}; {refused} placements refused meanwhile"
+    );
+    worst
 }
 
 /// The fault suite's promises, once the traffic is over: (1) every

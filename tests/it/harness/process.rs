@@ -226,7 +226,11 @@ impl Stack {
     /// Starts Redis, a canvas-api and `gateways` gateways, with `extra`
     /// environment for all services (e.g. `COOLDOWN_MS`).
     pub async fn start(gateways: usize, extra: &[(&str, &str)]) -> Stack {
-        let redis = RedisServer::start().await;
+        Self::start_on(RedisServer::start().await, gateways, extra).await
+    }
+
+    /// Like [`Stack::start`], on a Redis of the caller's.
+    pub async fn start_on(redis: RedisServer, gateways: usize, extra: &[(&str, &str)]) -> Stack {
         let mut env: Vec<(&str, String)> = vec![("REDIS_URL", redis.url())];
         env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
         let api = Process::spawn("canvas-api", &env).await;

@@ -1,5 +1,6 @@
-//! A real `redis-server` per test, on a free loopback port, with no
-//! persistence, killed when dropped.
+//! A real `redis-server` per test, on a free loopback port, killed when
+//! dropped: with no persistence, or with an append-only file that makes
+//! every acknowledged write survive a crash.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -9,14 +10,42 @@ use tokio::process::{Child, Command};
 pub struct RedisServer {
     pub port: u16,
     child: Child,
+    /// Arguments after `--port N`.
+    args: Vec<String>,
 }
 
 impl RedisServer {
     pub async fn start() -> RedisServer {
+        Self::start_with(&["--save", "", "--appendonly", "no"]).await
+    }
+
+    /// Keeps its data in `dir` with `appendfsync always`: a write Redis
+    /// answered is on disk, so a kill -9 loses nothing.
+    pub async fn start_durable(dir: &std::path::Path) -> RedisServer {
+        let dir = dir.display().to_string();
+        Self::start_with(&[
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            &dir,
+        ])
+        .await
+    }
+
+    async fn start_with(args: &[&str]) -> RedisServer {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         for _ in 0..5 {
             let port = free_port();
-            let child = spawn(port);
-            let mut server = RedisServer { port, child };
+            let child = spawn(port, &args);
+            let mut server = RedisServer {
+                port,
+                child,
+                args: args.clone(),
+            };
             if server.wait_ready().await {
                 return server;
             }
@@ -28,10 +57,21 @@ impl RedisServer {
     /// Kills Redis and starts an empty one on the same port: what a restart
     /// without persistence looks like to its clients.
     pub async fn restart_empty(&mut self) {
+        self.kill9().await;
+        self.start_again().await;
+    }
+
+    /// SIGKILL: Redis is gone until [`RedisServer::start_again`].
+    pub async fn kill9(&mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
+    }
+
+    /// Starts Redis again on its port with its arguments (so a durable one
+    /// finds its data).
+    pub async fn start_again(&mut self) {
         for _ in 0..100 {
-            self.child = spawn(self.port);
+            self.child = spawn(self.port, &self.args);
             if self.wait_ready().await {
                 return;
             }
@@ -60,6 +100,10 @@ impl RedisServer {
         false
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
@@ -73,9 +117,10 @@ impl RedisServer {
     }
 }
 
-fn spawn(port: u16) -> Child {
+fn spawn(port: u16, args: &[String]) -> Child {
     Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
