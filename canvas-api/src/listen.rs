@@ -16,13 +16,20 @@ use tokio::net::{TcpListener, TcpSocket};
 /// Pending connections the kernel may queue (it caps this at `somaxconn`).
 pub const BACKLOG: u32 = 4096;
 
-pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+/// Binds `addr`. With `send_buffer`, accepted sockets inherit that
+/// `SO_SNDBUF` (the kernel doubles it): the most the kernel holds for a
+/// client that stops reading, so a stalled client is found out after that
+/// much, not after the megabytes that send-buffer autotuning would grow to.
+pub fn bind(addr: SocketAddr, send_buffer: Option<u32>) -> io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
         TcpSocket::new_v6()?
     };
     socket.set_reuseaddr(true)?;
+    if let Some(bytes) = send_buffer {
+        socket.set_send_buffer_size(bytes)?;
+    }
     socket.bind(addr)?;
     socket.listen(BACKLOG)
 }

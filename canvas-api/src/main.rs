@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
     let redis = config.redis.connection_info().map_err(anyhow::Error::msg)?;
 
     // Bind first: a taken port must fail before the store is opened.
-    let listener = canvas_api::listen::bind(config.listen)
+    let listener = canvas_api::listen::bind(config.listen, None)
         .with_context(|| format!("LISTEN_ADDR {}: cannot listen", config.listen))?;
     let store = canvas_api::open_store(&config.canvas, redis, &config.store).await?;
     let announcer = match &store {

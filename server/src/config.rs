@@ -65,6 +65,23 @@ pub struct Config {
     )]
     pub max_connections: usize,
 
+    /// Placements this gateway has in flight at once, over all its
+    /// connections. Past it a placement is answered at once with
+    /// `unavailable` (retry after a moment) instead of queueing behind a
+    /// store that cannot keep up.
+    #[arg(long = "max-placements-in-flight", env = "MAX_PLACEMENTS_IN_FLIGHT", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_placements_in_flight: u32,
+
+    /// Bytes of kernel send buffer per client socket (SO_SNDBUF; 0 leaves it
+    /// to the kernel's autotuning, up to megabytes). A client that stops
+    /// reading can park at most this much in the kernel; past it the
+    /// gateway's bounded ring applies, and the client is closed with 4008
+    /// once it falls a whole ring behind.
+    #[arg(long = "send-buffer-bytes", env = "SEND_BUFFER_BYTES", default_value_t = 131_072,
+          value_parser = clap::value_parser!(u32).range(0..=64 * 1024 * 1024))]
+    pub send_buffer_bytes: u32,
+
     /// Milliseconds over which WebSockets are closed (code 1001, "going
     /// away, reconnect") after SIGTERM: each connection closes on a random
     /// 100 ms tick of this window, so clients reach the other replicas in
@@ -84,6 +101,10 @@ pub struct Config {
 impl Config {
     pub fn presence_ttl(&self) -> Duration {
         Duration::from_secs(self.presence_ttl_secs)
+    }
+
+    pub fn send_buffer(&self) -> Option<u32> {
+        (self.send_buffer_bytes > 0).then_some(self.send_buffer_bytes)
     }
 
     pub fn gap_grace(&self) -> Duration {

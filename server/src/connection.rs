@@ -12,6 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use protocol::messages::MAX_CLIENT_FRAME_BYTES;
 use protocol::username::is_valid_username;
 use protocol::{ClientMessage, ErrorCode, ServerMessage, close};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::Gateway;
@@ -22,6 +23,8 @@ use crate::decode::decode;
 pub const MAX_IN_FLIGHT: usize = 32;
 /// Hub frames written per flush.
 const MAX_FRAMES_PER_FLUSH: usize = 256;
+/// What a shed placement tells the client to wait before retrying.
+const SHED_RETRY_AFTER_MS: u64 = 200;
 /// How long a closing connection waits for its placements in flight.
 const IN_FLIGHT_ON_CLOSE: Duration = Duration::from_secs(2);
 /// A client whose socket accepts nothing for this long is dropped.
@@ -179,10 +182,21 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
                 let reply = match msg {
                     Message::Text(text) => match handle_text(&text, &gw, &mut reg) {
                         Action::Reply(reply) => Some(reply),
-                        Action::Place { x, y, color, id } => {
-                            in_flight.push(place(gw.clone(), x, y, color, reg.username.clone(), id));
-                            None
-                        }
+                        Action::Place { x, y, color, id } => match gw.placement_slots.clone().try_acquire_owned() {
+                            Ok(slot) => {
+                                in_flight.push(place(gw.clone(), x, y, color, reg.username.clone(), id, slot));
+                                None
+                            }
+                            Err(_) => {
+                                gw.metrics.placements_shed.inc();
+                                Some(encode(&ServerMessage::Error {
+                                    id,
+                                    code: ErrorCode::Unavailable,
+                                    message: "the gateway is at capacity; nothing was stored, retry shortly".into(),
+                                    retry_after_ms: Some(SHED_RETRY_AFTER_MS),
+                                }))
+                            }
+                        },
                         Action::Nothing => None,
                     },
                     Message::Binary(_) => Some(error(None, ErrorCode::BinaryNotSupported, "protocol v1 takes JSON text frames only")),
@@ -261,6 +275,8 @@ async fn place(
     color: String,
     username: String,
     id: Option<u64>,
+    // Held until the answer is ready: one of the gateway's placement slots.
+    _slot: OwnedSemaphorePermit,
 ) -> Message {
     match gw.backend.place(x, y, &color, &username).await {
         Ok(event) => {

@@ -35,7 +35,7 @@ use canvas_api::store::CanvasStore;
 use canvas_api::{Announcer, Canvas};
 use protocol::http::CanvasConfig;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -71,6 +71,8 @@ pub struct GatewayInner {
     pub users: Arc<LocalUsers>,
     pub metrics: Arc<GatewayMetrics>,
     pub max_connections: usize,
+    /// One permit per placement in flight, gateway-wide (load shedding).
+    pub placement_slots: Arc<Semaphore>,
     /// How `/api` is served here.
     pub api: ApiMode,
     /// Cancelled when the gateway stops: connections close with 1001, each
@@ -223,6 +225,7 @@ impl Gateway {
             users,
             metrics,
             max_connections: config.max_connections,
+            placement_slots: Arc::new(Semaphore::new(config.max_placements_in_flight as usize)),
             api,
             shutdown: CancellationToken::new(),
             shutdown_drain: Duration::from_millis(config.shutdown_drain_ms),

@@ -12,6 +12,7 @@ pub struct GatewayMetrics {
     pub slow_client_closes: Counter,
     pub placements_acked: Counter,
     pub placements_rejected: Counter,
+    pub placements_shed: Counter,
     pub publish_failures: Counter,
     pub publish_latency: Latency,
     pub duplicates_dropped: Counter,
@@ -80,6 +81,13 @@ impl GatewayMetrics {
             "Placements answered with an error.",
             "counter",
             self.placements_rejected.get(),
+        );
+        write_counter(
+            out,
+            "gateway_placements_shed_total",
+            "Placements refused at once because MAX_PLACEMENTS_IN_FLIGHT were in flight.",
+            "counter",
+            self.placements_shed.get(),
         );
         write_counter(
             out,

@@ -278,3 +278,201 @@ async fn drill_redis_frozen() {
         "placements waiting on a frozen Redis were answered `unavailable`"
     );
 }
+
+/// Resident memory of a process, in bytes.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
+#[tokio::test]
+async fn clients_that_stop_reading_cost_bounded_memory_and_are_told_to_resync() {
+    let dir = temp_dir("slow");
+    let server = Process::spawn(
+        "server",
+        &[
+            ("DATA_DIR", dir.display().to_string()),
+            ("COOLDOWN_MS", "0".into()),
+            // One frame per event where it can: the fastest lag.
+            ("FANOUT_WINDOW_MS", "0".into()),
+            // 32 KiB in the kernel per stalled client, then it waits.
+            ("SEND_BUFFER_BYTES", "16384".into()),
+        ],
+    )
+    .await;
+    const STALLED: usize = 100;
+    const WRITES: u32 = 6_000;
+    let mut stalled = Vec::new();
+    for _ in 0..STALLED {
+        // A small receive buffer, like a slow phone's.
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let stream = socket.connect(server.addr).await.expect("connect");
+        let (ws, _) = tokio_tungstenite::client_async(server.ws(), stream)
+            .await
+            .expect("handshake");
+        stalled.push(ws);
+    }
+    let mut watcher = WsClient::connect(&server.ws(), Some("watcher")).await;
+    let before = rss_bytes(server.pid());
+
+    // 6,000 events, one at a time so that each is a frame of its own: more
+    // than the hub's ring of 4,096 frames plus what the kernel holds.
+    let mut writer = WsClient::connect(&server.ws(), Some("writer")).await;
+    let writing = tokio::spawn(async move {
+        for n in 0..WRITES {
+            writer
+                .place(
+                    i64::from(n % 1000),
+                    i64::from(n / 1000),
+                    "#000000",
+                    u64::from(n),
+                )
+                .await;
+            let reply = writer.reply_to(u64::from(n)).await;
+            assert!(matches!(reply, ServerMessage::Ack { .. }), "{reply:?}");
+        }
+    });
+    // A client that reads keeps up the whole time.
+    let mut seen = 0;
+    while seen < WRITES {
+        if let ServerMessage::PixelUpdated(_) = watcher
+            .expect("pixels", |m| matches!(m, ServerMessage::PixelUpdated(_)))
+            .await
+        {
+            seen += 1;
+        }
+    }
+    writing.await.expect("writer");
+    let grown = rss_bytes(server.pid()).saturating_sub(before);
+    eprintln!(
+        "{STALLED} stalled clients: the gateway grew {} KiB",
+        grown / 1024
+    );
+    // Queued per client, the frames would be ~100 MB; the ring is shared
+    // and a stalled socket holds at most its write buffer.
+    assert!(
+        grown < 24 * 1024 * 1024,
+        "the gateway grew {} MB for {STALLED} stalled clients",
+        grown / (1024 * 1024)
+    );
+
+    // When they read again, what they find ends with "too slow, resync".
+    for mut ws in stalled {
+        let code = tokio::time::timeout(crate::harness::WAIT, async {
+            while let Some(frame) = futures_util::StreamExt::next(&mut ws).await {
+                match frame {
+                    Ok(tokio_tungstenite::tungstenite::Message::Close(f)) => {
+                        return f.map(|f| u16::from(f.code));
+                    }
+                    Ok(_) => {}
+                    Err(_) => return None,
+                }
+            }
+            None
+        })
+        .await
+        .expect("the stalled client's stream ends");
+        assert_eq!(code, Some(protocol::close::TOO_SLOW_RESYNC));
+    }
+}
+
+#[tokio::test]
+async fn an_overloaded_gateway_sheds_placements_at_once_and_stays_responsive() {
+    let stack = Stack::start(
+        1,
+        &[
+            ("COOLDOWN_MS", "0"),
+            ("PALETTE", "any"),
+            ("MAX_PLACEMENTS_IN_FLIGHT", "4"),
+        ],
+    )
+    .await;
+    let gateway = &stack.gateways[0];
+    let mut clients = Vec::new();
+    for i in 0..10 {
+        clients.push(WsClient::connect(&gateway.ws(), Some(&format!("eager-{i}"))).await);
+    }
+    // The store stops answering: the first four placements take the
+    // gateway's four slots and wait; every later one is shed.
+    let pid = stack.redis.pid().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-STOP", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    for (c, client) in clients.iter_mut().enumerate() {
+        for k in 0..10 {
+            client.place(c as i64, k, "#112233", k as u64).await;
+        }
+    }
+    let mut replies: Vec<Vec<(u64, ServerMessage)>> = vec![Vec::new(); clients.len()];
+    let mut shed = 0;
+    let deadline = tokio::time::Instant::now() + crate::harness::WAIT;
+    while shed < 96 {
+        assert!(tokio::time::Instant::now() < deadline, "only {shed} shed");
+        for (c, client) in clients.iter_mut().enumerate() {
+            if let Some(m) = client.next_within(Duration::from_millis(10)).await
+                && let ServerMessage::Error {
+                    id: Some(id),
+                    code,
+                    retry_after_ms,
+                    ..
+                } = &m
+            {
+                assert_eq!(*code, ErrorCode::Unavailable, "{m:?}");
+                assert!(
+                    retry_after_ms.is_some(),
+                    "a shed placement says when to retry"
+                );
+                shed += 1;
+                replies[c].push((*id, m.clone()));
+            }
+        }
+    }
+    // Still responsive while its slots are taken.
+    clients[0]
+        .send_json(serde_json::json!({"type": "ping"}))
+        .await;
+    clients[0]
+        .expect("pong", |m| matches!(m, ServerMessage::Pong))
+        .await;
+    assert_eq!(
+        metric(&gateway.http(), "gateway_placements_shed_total").await,
+        96
+    );
+
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-CONT", &pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    // The four that waited are answered now.
+    let mut acked = Vec::new();
+    for (c, client) in clients.iter_mut().enumerate() {
+        for k in 0..10u64 {
+            if replies[c].iter().any(|(id, _)| *id == k) {
+                continue;
+            }
+            match client.reply_to(k).await {
+                ServerMessage::Ack { .. } => acked.push((c as u32, k as u32)),
+                other => panic!("placement {k} of client {c}: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(acked.len(), 4);
+    let (width, _, seq, rgb) = canvas_bin(&gateway.http()).await;
+    assert_eq!(seq, 4, "only the four that were not shed were stored");
+    for (x, y) in acked {
+        assert_eq!(pixel_at(&rgb, width, x, y), [0x11, 0x22, 0x33]);
+    }
+}
