@@ -22,6 +22,11 @@ pub const MAX_BATCH: usize = 512;
 /// anything came after the last `seq` seen: a write whose publish was lost
 /// leaves no gap until a later write arrives, and on a quiet board none may.
 pub const IDLE_CHECK: Duration = Duration::from_secs(1);
+/// A duplicate is normal now and then (a repaired event arriving late); a
+/// stream of them means the store started over below what was delivered
+/// (Redis emptied while the subscription stayed up, e.g. `FLUSHALL`). So a
+/// duplicate asks the store, at most this often, where its `seq` is.
+pub const DUPLICATE_CHECK: Duration = Duration::from_secs(1);
 /// Events fetched per replay-log request while repairing.
 const REPAIR_PAGE: usize = 1000;
 
@@ -40,13 +45,14 @@ impl Fanout {
         let mut seq = self.start(&cancel).await;
         let mut batch: Vec<Utf8Bytes> = Vec::with_capacity(MAX_BATCH);
         let mut last_frame = tokio::time::Instant::now() - self.window;
+        let mut checks = DuplicateChecks::default();
         loop {
             let due = seq.repair_due(self.grace);
             let idle_check = last_frame + IDLE_CHECK;
             tokio::select! {
                 item = self.rx.recv() => {
                     let Some(item) = item else { break };
-                    let mut repair_now = self.take(item, &mut seq, &mut batch);
+                    let mut repair_now = self.take(item, &mut seq, &mut batch, &mut checks);
                     // Frames go out at most once per window: an event that
                     // follows a quiet spell leaves at once, while under load
                     // everything arriving within the window shares one frame,
@@ -54,10 +60,10 @@ impl Fanout {
                     let deadline = last_frame + self.window;
                     while batch.len() < MAX_BATCH {
                         match self.rx.try_recv() {
-                            Ok(item) => repair_now |= self.take(item, &mut seq, &mut batch),
+                            Ok(item) => repair_now |= self.take(item, &mut seq, &mut batch, &mut checks),
                             Err(mpsc::error::TryRecvError::Empty) if tokio::time::Instant::now() < deadline => {
                                 match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                                    Ok(Some(item)) => repair_now |= self.take(item, &mut seq, &mut batch),
+                                    Ok(Some(item)) => repair_now |= self.take(item, &mut seq, &mut batch, &mut checks),
                                     Ok(None) | Err(_) => break,
                                 }
                             }
@@ -104,15 +110,23 @@ impl Fanout {
     }
 
     /// Queues one event; true when a repair should run at once.
-    fn take(&self, item: Incoming, seq: &mut Sequencer, batch: &mut Vec<Utf8Bytes>) -> bool {
+    fn take(
+        &self,
+        item: Incoming,
+        seq: &mut Sequencer,
+        batch: &mut Vec<Utf8Bytes>,
+        checks: &mut DuplicateChecks,
+    ) -> bool {
         match item {
             Incoming::Pixel { seq: s, json } => {
-                if seq.accept(s, Instant::now()) {
+                let now = Instant::now();
+                if seq.accept(s, now) {
                     batch.push(json);
+                    false
                 } else {
                     self.metrics.duplicates_dropped.inc();
+                    checks.due(now)
                 }
-                false
             }
             Incoming::Resubscribed => seq.is_started(),
         }
@@ -225,9 +239,41 @@ impl Fanout {
     }
 }
 
+/// When a duplicate last made the fan-out ask the store for its `seq`.
+#[derive(Default)]
+struct DuplicateChecks {
+    last: Option<Instant>,
+}
+
+impl DuplicateChecks {
+    /// True at most once per [`DUPLICATE_CHECK`].
+    fn due(&mut self, now: Instant) -> bool {
+        if self.last.is_some_and(|t| now < t + DUPLICATE_CHECK) {
+            return false;
+        }
+        self.last = Some(now);
+        true
+    }
+}
+
 async fn sleep_until(due: Option<Instant>) {
     match due {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_ask_the_store_at_most_once_per_interval() {
+        let mut checks = DuplicateChecks::default();
+        let t = Instant::now();
+        assert!(checks.due(t));
+        assert!(!checks.due(t + Duration::from_millis(10)));
+        assert!(!checks.due(t + DUPLICATE_CHECK - Duration::from_millis(1)));
+        assert!(checks.due(t + DUPLICATE_CHECK));
     }
 }

@@ -13,7 +13,9 @@ use std::time::Duration;
 use protocol::{ErrorCode, ServerMessage};
 
 use crate::harness::http::{self, canvas_bin, pixel_at};
-use crate::harness::player::{Player, Traffic, join_players, report_recovery, verify};
+use crate::harness::player::{
+    Player, Traffic, join_players, report_recovery, verify, verify_views,
+};
 use crate::harness::{Process, RedisServer, Stack, WsClient, temp_dir};
 
 const NO_COOLDOWN: &[(&str, &str)] = &[("COOLDOWN_MS", "0"), ("GAP_GRACE_MS", "100")];
@@ -250,6 +252,29 @@ async fn drill_redis_crashed_and_restarted() {
         players.iter().any(|p| p.refused > 0),
         "no placement met the outage"
     );
+}
+
+#[tokio::test]
+async fn drill_redis_emptied_while_subscribed() {
+    let stack = Stack::start(2, DRILL).await;
+    let traffic = Traffic::start(players_on(&stack).await, PLACEMENTS, PACE);
+    traffic.acked_at_least(traffic.total / 3).await;
+    // The operator empties Redis; the subscriptions stay up, so only the
+    // seqs starting over (each looks like a duplicate) can tell.
+    let mut redis = stack.redis.conn().await;
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let mut players = traffic.finish().await;
+    // What was stored before is gone, so only the views are checked: each
+    // player was told to refetch and holds the board as it is now.
+    verify_views(&mut players, &stack.gateways[0].http()).await;
+    assert!(
+        players.iter().all(|p| p.refetches > 0),
+        "every player was told to resync"
+    );
+    report_recovery("Redis emptied (FLUSHALL) while subscribed", &players);
 }
 
 #[tokio::test]
