@@ -7,12 +7,14 @@
 # TOPOLOGY:
 #   single  one `server` process, embedded store (the default product)
 #   redis2  redis-server + canvas-api + two gateways (the Kubernetes shape)
+#   cluster3  scripts/cluster.sh: Redis, 2 canvas-api, 3 gateways behind
+#           nginx; clients use nginx's one URL
 # In LOADTEST-ARGS, @GW_PID@ stands for the first gateway's pid.
 # Services run with COOLDOWN_MS=0 PALETTE=any; FANOUT_WINDOW_MS and other
 # variables in the environment pass through to them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-topology=${1:?usage: scripts/bench.sh single|redis2 LOADTEST-ARGS...}
+topology=${1:?usage: scripts/bench.sh single|redis2|cluster3 LOADTEST-ARGS...}
 shift
 cargo build --release --workspace --bins --quiet
 
@@ -66,6 +68,15 @@ case "$topology" in
       wait_http "http://127.0.0.1:$port"
       urls+=("ws://127.0.0.1:$port/ws")
     done
+    ;;
+  cluster3)
+    port=$(free_port)
+    export CLUSTER_DIR="$work/cluster" CLUSTER_PORT="$port" CLUSTER_BIN_DIR=target/release
+    scripts/cluster.sh up >/dev/null
+    # cleanup() stops the cluster too.
+    trap 'scripts/cluster.sh down >/dev/null 2>&1 || true; cleanup' EXIT
+    gw_pid=$(cat "$CLUSTER_DIR/pids/gateway-1.pid")
+    urls+=("ws://127.0.0.1:$port/ws")
     ;;
   *) echo "unknown topology $topology" >&2; exit 2 ;;
 esac

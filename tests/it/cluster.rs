@@ -13,7 +13,9 @@ use protocol::{ServerMessage, close};
 
 use crate::harness::cluster::Cluster;
 use crate::harness::http::{canvas_bin, pixel_at};
-use crate::harness::player::{Player, Traffic, color_for, join_players, pod_of, verify};
+use crate::harness::player::{
+    Player, Traffic, color_for, join_players, pod_of, report_recovery, verify,
+};
 use crate::harness::{WAIT, WsClient};
 
 /// Reads `c` until a `stats` message counts `users`.
@@ -151,6 +153,10 @@ async fn a_gateway_stopped_mid_traffic_hands_its_clients_over_without_losing_a_p
     // Every acknowledged pixel is on the board and every view equals it.
     let acked = verify(&mut players, &cluster.url()).await;
     assert_eq!(acked.len(), (PLAYERS * 60) as usize);
+    report_recovery(
+        "gateway stopped (SIGTERM, 1 s drain) behind nginx",
+        &players,
+    );
 
     // And every player is counted once more, on the two gateways left.
     let p = &mut players[0];
@@ -189,6 +195,7 @@ async fn a_gateway_killed_mid_traffic_loses_no_acknowledged_pixel() {
     }
     let acked = verify(&mut players, &cluster.url()).await;
     assert_eq!(acked.len(), 6 * 60);
+    report_recovery("gateway killed (kill -9) behind nginx", &players);
 }
 
 #[tokio::test]
