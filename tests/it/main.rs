@@ -11,4 +11,5 @@ mod gateway;
 mod k8s;
 mod loadtest;
 mod presence;
+mod shutdown;
 mod sse;
