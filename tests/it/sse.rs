@@ -35,6 +35,9 @@ impl SseStream {
                 .unwrap()
                 .starts_with("text/event-stream")
         );
+        // Proxies must pass events on at once, not buffer them.
+        assert_eq!(response.headers()["x-accel-buffering"], "no");
+        assert_eq!(response.headers()["cache-control"], "no-cache");
         SseStream {
             response,
             buffer: String::new(),
