@@ -102,7 +102,10 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
         return;
     }
 
-    let mut in_flight = FuturesUnordered::new();
+    // Made on the first placement: an empty `FuturesUnordered` already
+    // holds a stub task sized for a whole placement future, which most
+    // connections, idle viewers, would carry for nothing.
+    let mut in_flight: Option<FuturesUnordered<_>> = None;
     // Reused for every wake-up: the hot path allocates nothing of its own.
     let mut frames: Vec<Message> = Vec::new();
     // Made once: a fresh `cancelled()` per wake-up would register with the
@@ -122,18 +125,20 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
             () = &mut shutdown => {
                 // Placements already sent get their answer before the close,
                 // so a client knows which of them were stored.
-                let mut last = Vec::with_capacity(in_flight.len() + 1);
-                let _ = tokio::time::timeout(IN_FLIGHT_ON_CLOSE, async {
-                    while let Some(reply) = in_flight.next().await {
-                        last.push(reply);
-                    }
-                })
-                .await;
+                let mut last = Vec::with_capacity(placing(&in_flight) + 1);
+                if let Some(in_flight) = &mut in_flight {
+                    let _ = tokio::time::timeout(IN_FLIGHT_ON_CLOSE, async {
+                        while let Some(reply) = in_flight.next().await {
+                            last.push(reply);
+                        }
+                    })
+                    .await;
+                }
                 last.push(close_frame(close::GOING_AWAY, "gateway shutting down; reconnect"));
                 let _ = write_all(&mut socket, last, &gw).await;
                 break;
             }
-            Some(reply) = in_flight.next(), if !in_flight.is_empty() => {
+            Some(reply) = next_reply(&mut in_flight), if placing(&in_flight) > 0 => {
                 if write_all(&mut socket, vec![reply], &gw).await.is_err() {
                     break;
                 }
@@ -165,7 +170,7 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
                     break;
                 }
             }
-            msg = socket.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
+            msg = socket.recv(), if placing(&in_flight) < MAX_IN_FLIGHT => {
                 let Some(Ok(msg)) = msg else {
                     if let Some(Err(e)) = msg {
                         tracing::debug!(error = %e, "WebSocket read failed");
@@ -180,7 +185,9 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
                     Message::Text(text) => match handle_text(&text, &gw, &mut reg) {
                         Action::Reply(reply) => Some(reply),
                         Action::Place { x, y, color, id } => {
-                            in_flight.push(place(gw.clone(), x, y, color, reg.username.clone(), id));
+                            in_flight
+                                .get_or_insert_with(FuturesUnordered::new)
+                                .push(place(gw.clone(), x, y, color, reg.username.clone(), id));
                             None
                         }
                         Action::Nothing => None,
@@ -195,6 +202,19 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
                     }
             }
         }
+    }
+}
+
+/// Placements in flight.
+fn placing<F>(in_flight: &Option<FuturesUnordered<F>>) -> usize {
+    in_flight.as_ref().map_or(0, FuturesUnordered::len)
+}
+
+/// The next answer to a placement in flight (pending while there is none).
+async fn next_reply<F: Future>(in_flight: &mut Option<FuturesUnordered<F>>) -> Option<F::Output> {
+    match in_flight {
+        Some(in_flight) => in_flight.next().await,
+        None => std::future::pending().await,
     }
 }
 
