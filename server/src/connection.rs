@@ -3,6 +3,7 @@
 //! the hub's frames. Nothing else writes to the socket, so nothing needs a
 //! lock.
 
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::Gateway;
 use crate::decode::decode;
+use crate::mailbox::{Mailbox, user_key};
 
 /// Placements of one connection in flight at once; past it the gateway stops
 /// reading from that client until one finishes (backpressure, not a queue).
@@ -54,10 +56,13 @@ fn close_frame(code: u16, reason: &'static str) -> Message {
     }))
 }
 
-/// Tracks the connection in metrics and presence for as long as it lives.
+/// Tracks the connection in metrics, presence and its user's mailboxes for
+/// as long as it lives.
 struct Registration<'a> {
     gw: &'a Gateway,
     username: String,
+    /// Events addressed to this connection's user.
+    mailbox: Arc<Mailbox>,
 }
 
 impl<'a> Registration<'a> {
@@ -65,13 +70,30 @@ impl<'a> Registration<'a> {
         gw.metrics.connections.add(1);
         gw.metrics.connections_total.inc();
         gw.users.join(&username);
-        Registration { gw, username }
+        let mailbox = gw.mailboxes.open(user_key(&username));
+        Registration {
+            gw,
+            username,
+            mailbox,
+        }
+    }
+
+    /// `set_username`: from now on the connection is `username`'s.
+    fn rename(&mut self, username: String) {
+        self.gw.users.rename(&self.username, &username);
+        let mailboxes = &self.gw.mailboxes;
+        mailboxes.close(user_key(&self.username), &self.mailbox);
+        mailboxes.attach(user_key(&username), self.mailbox.clone());
+        self.username = username;
     }
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
         self.gw.users.leave(&self.username);
+        self.gw
+            .mailboxes
+            .close(user_key(&self.username), &self.mailbox);
         self.gw.metrics.connections.sub(1);
     }
 }
@@ -170,6 +192,19 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
                     break;
                 }
             }
+            () = reg.mailbox.ready() => {
+                let taken = reg.mailbox.take();
+                frames.extend(taken.frames.into_iter().map(Message::Text));
+                if taken.overflowed {
+                    gw.metrics.slow_client_closes.inc();
+                    frames.push(close_frame(close::TOO_SLOW_RESYNC, "too slow; reconnect and refetch the board"));
+                    let _ = write_all(&mut socket, frames.drain(..), &gw).await;
+                    break;
+                }
+                if write_all(&mut socket, frames.drain(..), &gw).await.is_err() {
+                    break;
+                }
+            }
             msg = socket.recv(), if placing(&in_flight) < MAX_IN_FLIGHT => {
                 let Some(Ok(msg)) = msg else {
                     if let Some(Err(e)) = msg {
@@ -182,7 +217,7 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
                 };
                 gw.metrics.messages_in.inc();
                 let reply = match msg {
-                    Message::Text(text) => match handle_text(&text, &gw, &mut reg) {
+                    Message::Text(text) => match handle_text(&text, &mut reg) {
                         Action::Reply(reply) => Some(reply),
                         Action::Place { x, y, color, id } => {
                             in_flight
@@ -237,7 +272,7 @@ enum Action {
 }
 
 /// Handles one text frame.
-fn handle_text(text: &str, gw: &Gateway, reg: &mut Registration<'_>) -> Action {
+fn handle_text(text: &str, reg: &mut Registration<'_>) -> Action {
     if text.len() > MAX_CLIENT_FRAME_BYTES {
         return Action::Reply(error(
             None,
@@ -262,8 +297,7 @@ fn handle_text(text: &str, gw: &Gateway, reg: &mut Registration<'_>) -> Action {
                     "a username is 1-32 letters, digits, '_' or '-'",
                 ));
             }
-            gw.users.rename(&reg.username, &username);
-            reg.username = username;
+            reg.rename(username);
             Action::Nothing
         }
         ClientMessage::PixelUpdate { x, y, color, id } => Action::Place { x, y, color, id },
@@ -292,6 +326,7 @@ async fn place(
             }
             gw.metrics.publish_latency.observe(started.elapsed());
             gw.metrics.placements_acked.inc();
+            gw.notices.cooldown_started(&username);
             encode(&ServerMessage::Ack { id, seq })
         }
         Err(e) => {

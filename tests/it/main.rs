@@ -12,3 +12,4 @@ mod k8s;
 mod loadtest;
 mod presence;
 mod sse;
+mod user_delivery;
