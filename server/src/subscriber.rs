@@ -81,6 +81,10 @@ impl Subscriber {
                     tracing::warn!(error = %e, retry_in = ?backoff, "cannot subscribe to Redis")
                 }
             }
+            // Arrivals and departures while unsubscribed are superseded (a
+            // new subscription starts from everyone here); dropping them
+            // keeps the list short through a long outage.
+            drop(self.mailboxes.take_changes());
             tokio::select! {
                 () = tokio::time::sleep(jittered(backoff)) => {}
                 () = cancel.cancelled() => return,
