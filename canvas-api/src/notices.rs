@@ -29,14 +29,18 @@ pub struct UserNotices {
 }
 
 impl UserNotices {
-    /// Starts the `cooldown_over` task on `tracker` (it ends with `stop`).
+    /// Starts the `cooldown_over` task on `tracker` (it ends with `stop`)
+    /// when there is a cooldown and someone to tell.
     pub fn start(
         announcer: Announcer,
         cooldown_ms: u64,
         tracker: &TaskTracker,
         stop: CancellationToken,
     ) -> UserNotices {
-        let cooldowns = (cooldown_ms > 0).then(|| {
+        // Nothing to schedule without a cooldown, or without anyone to tell
+        // (a standalone canvas-api on the embedded store).
+        let listened = !matches!(announcer, Announcer::Nobody);
+        let cooldowns = (cooldown_ms > 0 && listened).then(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             let cooldown = Duration::from_millis(cooldown_ms);
             tracker.spawn(send_cooldown_over(announcer.clone(), cooldown, rx, stop));
@@ -203,11 +207,14 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn without_a_cooldown_nothing_is_scheduled() {
+    async fn without_a_cooldown_or_a_listener_nothing_is_scheduled() {
         let (sent, announcer) = capture();
         let tracker = TaskTracker::new();
         let notices = UserNotices::start(announcer, 0, &tracker, CancellationToken::new());
         notices.cooldown_started("ann");
+        let unheard =
+            UserNotices::start(Announcer::Nobody, 1000, &tracker, CancellationToken::new());
+        unheard.cooldown_started("ann");
         assert!(tracker.is_empty());
         tokio::time::sleep(Duration::from_secs(60)).await;
         assert!(taken(&sent).is_empty());
