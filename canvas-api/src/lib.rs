@@ -10,6 +10,7 @@ pub mod error;
 pub mod listen;
 pub mod maintenance;
 pub mod metrics;
+pub mod notices;
 pub mod palette;
 pub mod process;
 pub mod render;
@@ -28,6 +29,7 @@ use tower_http::timeout::TimeoutLayer;
 pub use announce::Announcer;
 pub use canvas::Canvas;
 pub use error::ApiError;
+pub use notices::UserNotices;
 
 /// How long any HTTP request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,6 +39,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct AppState {
     pub canvas: Canvas,
     pub announcer: Announcer,
+    /// Events for one user: the answers to their HTTP placements.
+    pub notices: UserNotices,
 }
 
 /// Compression (when the client accepts it) and a time limit, for every

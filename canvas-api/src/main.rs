@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use canvas_api::config::{CanvasArgs, RedisArgs, StoreArgs};
-use canvas_api::{Announcer, AppState, Canvas};
+use canvas_api::{Announcer, AppState, Canvas, UserNotices};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -51,9 +51,19 @@ async fn main() -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     canvas_api::maintenance::spawn(store, &tracker, cancel.clone());
+    let notices = UserNotices::start(
+        announcer.clone(),
+        config.canvas.cooldown_ms,
+        &tracker,
+        cancel.clone(),
+    );
 
     tracing::info!("listening on {}", listener.local_addr()?);
-    let router = canvas_api::router(AppState { canvas, announcer });
+    let router = canvas_api::router(AppState {
+        canvas,
+        announcer,
+        notices,
+    });
     canvas_api::run(listener, router, canvas_api::process::shutdown_signal()).await?;
 
     cancel.cancel();

@@ -15,6 +15,7 @@ use protocol::http::{
     HEADER_CANVAS_HEIGHT, HEADER_CANVAS_SEQ, HEADER_CANVAS_WIDTH, HEADER_PUBLISHED_BY_CALLER,
     PixelInfo, PlacePixelRequest, PlacePixelResponse, UpdatesPage,
 };
+use protocol::username::is_valid_username;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -64,10 +65,26 @@ async fn place_pixel(
             "the body must be JSON {{\"x\", \"y\", \"color\", \"username\"}}: {e}"
         ))
     })?;
-    let event = state
+    // A gateway placing for its WebSocket client publishes the pixel and
+    // answers its client itself; any other caller placed over HTTP, and the
+    // user's connections hear the answer too.
+    let over_http = !headers.contains_key(HEADER_PUBLISHED_BY_CALLER);
+    let event = match state
         .canvas
         .place(req.x, req.y, &req.color, &req.username)
-        .await?;
+        .await
+    {
+        Ok(event) => event,
+        Err(e) => {
+            if over_http && is_valid_username(&req.username) {
+                state
+                    .notices
+                    .failed_over_http(&req.username, req.x, req.y, &e)
+                    .await;
+            }
+            return Err(e);
+        }
+    };
     let response = PlacePixelResponse {
         seq: event.seq,
         timestamp: event.timestamp,
@@ -75,13 +92,14 @@ async fn place_pixel(
         y: event.y,
         color: event.color,
     };
-    if !headers.contains_key(HEADER_PUBLISHED_BY_CALLER)
-        && let Err(cause) = state.announcer.announce(event).await
-    {
-        // Stored, so still acknowledged; receivers see the seq gap and
-        // fetch the write from the replay log.
-        state.canvas.metrics().publish_failures.inc();
-        tracing::warn!(%cause, seq = response.seq, "publishing a stored pixel failed");
+    if over_http {
+        if let Err(cause) = state.announcer.announce(event.clone()).await {
+            // Stored, so still acknowledged; receivers see the seq gap and
+            // fetch the write from the replay log.
+            state.canvas.metrics().publish_failures.inc();
+            tracing::warn!(%cause, seq = response.seq, "publishing a stored pixel failed");
+        }
+        state.notices.placed_over_http(&event).await;
     }
     Ok(Json(response))
 }

@@ -10,7 +10,9 @@ pub const HEADER_CANVAS_HEIGHT: &str = "x-canvas-height";
 /// The `seq` whose write is the last one the returned bytes include.
 pub const HEADER_CANVAS_SEQ: &str = "x-canvas-seq";
 /// Set by a gateway on `PUT /api/pixel` to say it publishes the event itself,
-/// so canvas-api must not publish it a second time.
+/// so canvas-api must not publish it a second time, and that it answers its
+/// WebSocket client itself, so the user is not told of it as a placement
+/// made over HTTP.
 pub const HEADER_PUBLISHED_BY_CALLER: &str = "x-canvas-published-by-caller";
 
 /// `GET /api/config`.

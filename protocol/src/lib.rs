@@ -16,4 +16,4 @@ pub mod username;
 
 pub use color::{Color, ParseColorError};
 pub use error::ErrorCode;
-pub use messages::{ClientMessage, PixelUpdated, ServerMessage};
+pub use messages::{ClientMessage, NoticeCode, PixelUpdated, PlacementSource, ServerMessage};

@@ -111,6 +111,89 @@ pub enum ServerMessage {
         seq: u64,
         reason: String,
     },
+    /// Addressed to one user: a placement they made elsewhere (`source`)
+    /// was stored. Sent to every connection of that user, on any gateway;
+    /// the placing connection itself gets `ack` instead.
+    Placed {
+        source: PlacementSource,
+        seq: u64,
+        x: u32,
+        y: u32,
+        color: Color,
+        timestamp: u64,
+    },
+    /// Addressed to one user: a placement they made elsewhere was refused
+    /// and nothing was stored. `code` and `retryAfterMs` mean what they mean
+    /// in `error`.
+    PlacementFailed {
+        source: PlacementSource,
+        x: i64,
+        y: i64,
+        code: ErrorCode,
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry_after_ms: Option<u64>,
+    },
+    /// Addressed to one user: the cooldown of their last placement is over,
+    /// they may place again.
+    CooldownOver,
+    /// Addressed to one user: a message from the operators (moderation).
+    Notice {
+        code: NoticeCode,
+        message: String,
+    },
+    /// A `type` this build does not know (sent by a newer server): ignore
+    /// it. Never sent.
+    #[serde(other)]
+    Unknown,
+}
+
+/// Where a placement reported by `placed` or `placement_failed` was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlacementSource {
+    /// `PUT /api/pixel`, through any gateway or canvas-api directly.
+    Http,
+    /// A source this build does not know (sent by a newer server).
+    #[serde(other)]
+    Unknown,
+}
+
+/// What a `notice` is about. Clients branch on these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoticeCode {
+    /// For information only.
+    Info,
+    /// A warning from the moderators.
+    Warning,
+    /// The user may no longer place pixels.
+    Banned,
+    /// A code this build does not know (sent by a newer server).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ServerMessage {
+    /// The message's `type`, e.g. as the SSE event name.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ServerMessage::Connected { .. } => "connected",
+            ServerMessage::PixelUpdated(_) => "pixel_updated",
+            ServerMessage::Ack { .. } => "ack",
+            ServerMessage::Error { .. } => "error",
+            ServerMessage::Stats { .. } => "stats",
+            ServerMessage::UserList { .. } => "user_list",
+            ServerMessage::Pong => "pong",
+            ServerMessage::Batch { .. } => "batch",
+            ServerMessage::Resync { .. } => "resync",
+            ServerMessage::Placed { .. } => "placed",
+            ServerMessage::PlacementFailed { .. } => "placement_failed",
+            ServerMessage::CooldownOver => "cooldown_over",
+            ServerMessage::Notice { .. } => "notice",
+            ServerMessage::Unknown => "unknown",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -170,6 +253,77 @@ mod tests {
         let back: ServerMessage =
             serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
         assert_eq!(back, m);
+    }
+
+    #[test]
+    fn type_name_is_the_serialized_type() {
+        let messages = [
+            ServerMessage::Pong,
+            ServerMessage::Ack { id: None, seq: 1 },
+            ServerMessage::Placed {
+                source: PlacementSource::Http,
+                seq: 3,
+                x: 1,
+                y: 2,
+                color: Color([0, 0, 0]),
+                timestamp: 4,
+            },
+            ServerMessage::PlacementFailed {
+                source: PlacementSource::Http,
+                x: -1,
+                y: 2,
+                code: ErrorCode::OutOfBounds,
+                message: "off".into(),
+                retry_after_ms: None,
+            },
+            ServerMessage::CooldownOver,
+            ServerMessage::Notice {
+                code: NoticeCode::Banned,
+                message: "bye".into(),
+            },
+        ];
+        for m in messages {
+            let json: serde_json::Value = serde_json::to_value(&m).unwrap();
+            assert_eq!(json["type"], m.type_name(), "{json}");
+            let back: ServerMessage = serde_json::from_value(json).unwrap();
+            assert_eq!(back, m);
+        }
+    }
+
+    #[test]
+    fn per_user_messages_use_camel_case_fields() {
+        let m = ServerMessage::PlacementFailed {
+            source: PlacementSource::Http,
+            x: 5,
+            y: 6,
+            code: ErrorCode::Cooldown,
+            message: "wait".into(),
+            retry_after_ms: Some(900),
+        };
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"type":"placement_failed","source":"http","x":5,"y":6,"code":"cooldown","message":"wait","retryAfterMs":900}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ServerMessage::CooldownOver).unwrap(),
+            r#"{"type":"cooldown_over"}"#
+        );
+    }
+
+    #[test]
+    fn unknown_types_and_codes_from_a_newer_server_are_readable() {
+        let m: ServerMessage =
+            serde_json::from_str(r#"{"type":"brand_new","anything":[1,2]}"#).unwrap();
+        assert_eq!(m, ServerMessage::Unknown);
+        let m: ServerMessage =
+            serde_json::from_str(r#"{"type":"notice","code":"muted","message":"m"}"#).unwrap();
+        assert!(matches!(
+            m,
+            ServerMessage::Notice {
+                code: NoticeCode::Unknown,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -6,6 +6,17 @@ pub const PIXEL_UPDATES_CHANNEL: &str = "pixel-updates";
 /// Pub/sub channel announcing that a pod's user list changed.
 pub const USER_EVENTS_CHANNEL: &str = "user-events";
 
+/// Prefix of the per-user pub/sub channels, `user:<key>`: protocol v1
+/// messages addressed to one user (the answer to a placement made over HTTP,
+/// `cooldown_over`, moderation notices). A gateway subscribes to a user's
+/// channel only while it holds a connection of that user.
+pub const USER_CHANNEL_PREFIX: &str = "user:";
+
+/// The channel of the user with this key (today the username).
+pub fn user_channel(user_key: &str) -> String {
+    format!("{USER_CHANNEL_PREFIX}{user_key}")
+}
+
 /// The key holding one gateway's presence record (a [`crate::presence::PodUsers`]
 /// JSON, with a TTL).
 pub fn pod_users_key(pod_id: &str) -> String {

@@ -3,6 +3,7 @@
 //! the hub's frames. Nothing else writes to the socket, so nothing needs a
 //! lock.
 
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::Gateway;
 use crate::decode::decode;
+use crate::mailbox::{Mailbox, user_key};
 
 /// Placements of one connection in flight at once; past it the gateway stops
 /// reading from that client until one finishes (backpressure, not a queue).
@@ -57,10 +59,13 @@ fn close_frame(code: u16, reason: &'static str) -> Message {
     }))
 }
 
-/// Tracks the connection in metrics and presence for as long as it lives.
+/// Tracks the connection in metrics, presence and its user's mailboxes for
+/// as long as it lives.
 struct Registration<'a> {
     gw: &'a Gateway,
     username: String,
+    /// Events addressed to this connection's user.
+    mailbox: Arc<Mailbox>,
 }
 
 impl<'a> Registration<'a> {
@@ -68,13 +73,30 @@ impl<'a> Registration<'a> {
         gw.metrics.connections.add(1);
         gw.metrics.connections_total.inc();
         gw.users.join(&username);
-        Registration { gw, username }
+        let mailbox = gw.mailboxes.open(user_key(&username));
+        Registration {
+            gw,
+            username,
+            mailbox,
+        }
+    }
+
+    /// `set_username`: from now on the connection is `username`'s.
+    fn rename(&mut self, username: String) {
+        self.gw.users.rename(&self.username, &username);
+        let mailboxes = &self.gw.mailboxes;
+        mailboxes.close(user_key(&self.username), &self.mailbox);
+        mailboxes.attach(user_key(&username), self.mailbox.clone());
+        self.username = username;
     }
 }
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
         self.gw.users.leave(&self.username);
+        self.gw
+            .mailboxes
+            .close(user_key(&self.username), &self.mailbox);
         self.gw.metrics.connections.sub(1);
     }
 }
@@ -105,7 +127,10 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
         return;
     }
 
-    let mut in_flight = FuturesUnordered::new();
+    // Made on the first placement: an empty `FuturesUnordered` already
+    // holds a stub task sized for a whole placement future, which most
+    // connections, idle viewers, would carry for nothing.
+    let mut in_flight: Option<FuturesUnordered<_>> = None;
     // Reused for every wake-up: the hot path allocates nothing of its own.
     let mut frames: Vec<Message> = Vec::new();
     // Made once: a fresh `cancelled()` per wake-up would register with the
@@ -125,18 +150,20 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
             () = &mut shutdown => {
                 // Placements already sent get their answer before the close,
                 // so a client knows which of them were stored.
-                let mut last = Vec::with_capacity(in_flight.len() + 1);
-                let _ = tokio::time::timeout(IN_FLIGHT_ON_CLOSE, async {
-                    while let Some(reply) = in_flight.next().await {
-                        last.push(reply);
-                    }
-                })
-                .await;
+                let mut last = Vec::with_capacity(placing(&in_flight) + 1);
+                if let Some(in_flight) = &mut in_flight {
+                    let _ = tokio::time::timeout(IN_FLIGHT_ON_CLOSE, async {
+                        while let Some(reply) = in_flight.next().await {
+                            last.push(reply);
+                        }
+                    })
+                    .await;
+                }
                 last.push(close_frame(close::GOING_AWAY, "gateway shutting down; reconnect"));
                 let _ = write_all(&mut socket, last, &gw).await;
                 break;
             }
-            Some(reply) = in_flight.next(), if !in_flight.is_empty() => {
+            Some(reply) = next_reply(&mut in_flight), if placing(&in_flight) > 0 => {
                 if write_all(&mut socket, vec![reply], &gw).await.is_err() {
                     break;
                 }
@@ -168,7 +195,20 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
                     break;
                 }
             }
-            msg = socket.recv(), if in_flight.len() < MAX_IN_FLIGHT => {
+            () = reg.mailbox.ready() => {
+                let taken = reg.mailbox.take();
+                frames.extend(taken.frames.into_iter().map(Message::Text));
+                if taken.overflowed {
+                    gw.metrics.slow_client_closes.inc();
+                    frames.push(close_frame(close::TOO_SLOW_RESYNC, "too slow; reconnect and refetch the board"));
+                    let _ = write_all(&mut socket, frames.drain(..), &gw).await;
+                    break;
+                }
+                if write_all(&mut socket, frames.drain(..), &gw).await.is_err() {
+                    break;
+                }
+            }
+            msg = socket.recv(), if placing(&in_flight) < MAX_IN_FLIGHT => {
                 let Some(Ok(msg)) = msg else {
                     if let Some(Err(e)) = msg {
                         tracing::debug!(error = %e, "WebSocket read failed");
@@ -180,11 +220,13 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
                 };
                 gw.metrics.messages_in.inc();
                 let reply = match msg {
-                    Message::Text(text) => match handle_text(&text, &gw, &mut reg) {
+                    Message::Text(text) => match handle_text(&text, &mut reg) {
                         Action::Reply(reply) => Some(reply),
                         Action::Place { x, y, color, id } => match gw.placement_slots.clone().try_acquire_owned() {
                             Ok(slot) => {
-                                in_flight.push(place(gw.clone(), x, y, color, reg.username.clone(), id, slot));
+                                in_flight
+                                    .get_or_insert_with(FuturesUnordered::new)
+                                    .push(place(gw.clone(), x, y, color, reg.username.clone(), id, slot));
                                 None
                             }
                             Err(_) => {
@@ -212,6 +254,19 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
     }
 }
 
+/// Placements in flight.
+fn placing<F>(in_flight: &Option<FuturesUnordered<F>>) -> usize {
+    in_flight.as_ref().map_or(0, FuturesUnordered::len)
+}
+
+/// The next answer to a placement in flight (pending while there is none).
+async fn next_reply<F: Future>(in_flight: &mut Option<FuturesUnordered<F>>) -> Option<F::Output> {
+    match in_flight {
+        Some(in_flight) => in_flight.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn is_capacity_error(e: &axum::Error) -> bool {
     e.to_string()
         .to_ascii_lowercase()
@@ -231,7 +286,7 @@ enum Action {
 }
 
 /// Handles one text frame.
-fn handle_text(text: &str, gw: &Gateway, reg: &mut Registration<'_>) -> Action {
+fn handle_text(text: &str, reg: &mut Registration<'_>) -> Action {
     if text.len() > MAX_CLIENT_FRAME_BYTES {
         return Action::Reply(error(
             None,
@@ -256,8 +311,7 @@ fn handle_text(text: &str, gw: &Gateway, reg: &mut Registration<'_>) -> Action {
                     "a username is 1-32 letters, digits, '_' or '-'",
                 ));
             }
-            gw.users.rename(&reg.username, &username);
-            reg.username = username;
+            reg.rename(username);
             Action::Nothing
         }
         ClientMessage::PixelUpdate { x, y, color, id } => Action::Place { x, y, color, id },
@@ -288,6 +342,7 @@ async fn place(
             }
             gw.metrics.publish_latency.observe(started.elapsed());
             gw.metrics.placements_acked.inc();
+            gw.notices.cooldown_started(&username);
             encode(&ServerMessage::Ack { id, seq })
         }
         Err(e) => {

@@ -14,6 +14,7 @@ pub mod decode;
 pub mod drain;
 pub mod fanout;
 pub mod hub;
+pub mod mailbox;
 pub mod metrics;
 pub mod presence;
 pub mod proxy;
@@ -31,8 +32,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use canvas_api::store::CanvasStore;
-use canvas_api::{Announcer, Canvas};
+use axum::extract::ws::Utf8Bytes;
+use canvas_api::{Announcer, Canvas, UserNotices};
 use protocol::http::CanvasConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -44,6 +45,7 @@ use crate::bus::{EventBus, INGEST_CAPACITY, Incoming};
 use crate::config::Config;
 use crate::fanout::Fanout;
 use crate::hub::Hub;
+use crate::mailbox::{Mailboxes, user_key};
 use crate::metrics::GatewayMetrics;
 use crate::presence::{LocalUsers, PresenceStore, PresenceTask};
 use crate::subscriber::Subscriber;
@@ -69,6 +71,11 @@ pub struct GatewayInner {
     pub bus: EventBus,
     pub hub: Arc<Hub>,
     pub users: Arc<LocalUsers>,
+    /// Where events addressed to one user reach that user's connections.
+    pub mailboxes: Arc<Mailboxes>,
+    /// Events this gateway addresses to one user (`cooldown_over` after a
+    /// WebSocket placement).
+    pub notices: UserNotices,
     pub metrics: Arc<GatewayMetrics>,
     pub max_connections: usize,
     /// One permit per placement in flight, gateway-wide (load shedding).
@@ -107,6 +114,9 @@ impl Gateway {
         let metrics = Arc::new(GatewayMetrics::default());
         let hub = Arc::new(Hub::default());
         let users = Arc::new(LocalUsers::default());
+        // With Redis, the subscriber follows who is here; without, events
+        // for a user are handed over in process.
+        let mailboxes = Arc::new(Mailboxes::new(redis_info.is_some()));
         let background = TaskTracker::new();
         let background_stop = CancellationToken::new();
         let (ingest_tx, ingest_rx) = mpsc::channel::<Incoming>(INGEST_CAPACITY);
@@ -125,53 +135,42 @@ impl Gateway {
             None => EventBus::Local(ingest_tx.clone()),
         };
 
-        let (backend, api) = match &config.canvas_api_url {
-            Some(url) => {
-                let remote = RemoteCanvas::new(url).context("CANVAS_API_URL")?;
-                (
-                    CanvasBackend::Remote(remote.clone()),
-                    ApiMode::Proxy(remote),
-                )
-            }
+        // How this process announces what it stores: pixels written through
+        // its own `PUT /api/pixel`, and events addressed to one user.
+        let announcer = match &redis_conn {
+            Some(conn) => Announcer::Redis(conn.clone()),
+            None => local_announcer(ingest_tx.clone(), mailboxes.clone()),
+        };
+
+        let backend = match &config.canvas_api_url {
+            Some(url) => CanvasBackend::Remote(RemoteCanvas::new(url).context("CANVAS_API_URL")?),
             None => {
                 let store =
                     canvas_api::open_store(&config.canvas, redis_info.clone(), &config.store)
                         .await?;
                 canvas_api::maintenance::spawn(store.clone(), &background, background_stop.clone());
-                let canvas = Canvas::new(
-                    store.clone(),
+                CanvasBackend::InProcess(Canvas::new(
+                    store,
                     config.canvas.palette.clone(),
                     config.canvas.cooldown_ms,
-                );
-                // Writes made through this process's own `PUT /api/pixel`
-                // are announced like WebSocket placements.
-                let announcer = match &store {
-                    CanvasStore::Redis(r) => Announcer::Redis(r.connection()),
-                    CanvasStore::Embedded(_) => {
-                        let tx = ingest_tx.clone();
-                        Announcer::Local(Arc::new(move |event| {
-                            let json = bus::encode_pixel(&event);
-                            if tx
-                                .try_send(Incoming::Pixel {
-                                    seq: event.seq,
-                                    json,
-                                })
-                                .is_err()
-                            {
-                                // The fan-out is saturated; the gap is
-                                // repaired from the replay log.
-                                tracing::warn!(seq = event.seq, "fan-out queue full");
-                            }
-                        }))
-                    }
-                };
-                (
-                    CanvasBackend::InProcess(canvas.clone()),
-                    ApiMode::Local(canvas_api::AppState { canvas, announcer }),
-                )
+                ))
             }
         };
         let canvas_config = fetch_config(&backend).await?;
+        let notices = UserNotices::start(
+            announcer.clone(),
+            canvas_config.cooldown_ms,
+            &background,
+            background_stop.clone(),
+        );
+        let api = match &backend {
+            CanvasBackend::Remote(remote) => ApiMode::Proxy(remote.clone()),
+            CanvasBackend::InProcess(canvas) => ApiMode::Local(canvas_api::AppState {
+                canvas: canvas.clone(),
+                announcer,
+                notices: notices.clone(),
+            }),
+        };
 
         let fanout = Fanout {
             rx: ingest_rx,
@@ -192,6 +191,7 @@ impl Gateway {
                     presence_changed: presence_changed.clone(),
                     live: live.clone(),
                     metrics: metrics.clone(),
+                    mailboxes: mailboxes.clone(),
                 };
                 background.spawn(subscriber.run(background_stop.clone()));
                 Some(live)
@@ -223,6 +223,8 @@ impl Gateway {
             bus,
             hub,
             users,
+            mailboxes,
+            notices,
             metrics,
             max_connections: config.max_connections,
             placement_slots: Arc::new(Semaphore::new(config.max_placements_in_flight as usize)),
@@ -244,6 +246,30 @@ impl Gateway {
                 .subscriber_live
                 .as_ref()
                 .is_none_or(|live| live.load(Ordering::Relaxed))
+    }
+}
+
+/// The single process without Redis: its own HTTP writes go straight to the
+/// fan-out, and events for a user straight to that user's mailboxes.
+fn local_announcer(ingest: mpsc::Sender<Incoming>, mailboxes: Arc<Mailboxes>) -> Announcer {
+    Announcer::Local {
+        pixels: Arc::new(move |event| {
+            let json = bus::encode_pixel(&event);
+            if ingest
+                .try_send(Incoming::Pixel {
+                    seq: event.seq,
+                    json,
+                })
+                .is_err()
+            {
+                // The fan-out is saturated; the gap is repaired from the
+                // replay log.
+                tracing::warn!(seq = event.seq, "fan-out queue full");
+            }
+        }),
+        users: Arc::new(move |username, json| {
+            mailboxes.deliver(user_key(username), &Utf8Bytes::from(json));
+        }),
     }
 }
 

@@ -22,6 +22,9 @@ pub struct GatewayMetrics {
     pub repaired_events: Counter,
     pub resyncs: Counter,
     pub subscriber_reconnects: Counter,
+    pub user_channels: Gauge,
+    pub user_events: Counter,
+    pub user_frames: Counter,
 }
 
 impl GatewayMetrics {
@@ -143,6 +146,27 @@ impl GatewayMetrics {
             "Redis subscription (re)connections.",
             "counter",
             self.subscriber_reconnects.get(),
+        );
+        write_counter(
+            out,
+            "gateway_user_channels",
+            "Per-user channels subscribed: users with a connection here.",
+            "gauge",
+            self.user_channels.get(),
+        );
+        write_counter(
+            out,
+            "gateway_user_events_total",
+            "Messages heard on per-user channels.",
+            "counter",
+            self.user_events.get(),
+        );
+        write_counter(
+            out,
+            "gateway_user_frames_total",
+            "Per-user messages handed to connections (WebSocket or SSE).",
+            "counter",
+            self.user_frames.get(),
         );
     }
 }

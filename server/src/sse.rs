@@ -7,21 +7,31 @@
 //! `stats` and `user_list` go out as events of those names. The stream reads
 //! the same hub as WebSockets; a stream that falls a whole ring behind is
 //! ended, and its client's reconnect replays what it missed.
+//!
+//! A stream opened with `?username=` is also one of that user's connections:
+//! events addressed to the user (`placed`, `placement_failed`,
+//! `cooldown_over`, `notice`) come as events of those names, without an `id`
+//! (they are not in the replay log, and must not move `Last-Event-ID`).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::ws::Utf8Bytes;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use canvas_api::ApiError;
+use protocol::username::is_valid_username;
 use protocol::{ErrorCode, PixelUpdated, ServerMessage};
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use crate::Gateway;
+use crate::mailbox::{Mailbox, user_key};
 
 /// How often an idle stream sends a comment, so proxies keep it open.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
@@ -73,6 +83,16 @@ pub async fn events(
         Ok(r) => r,
         Err(msg) => return ApiError::BadRequest(msg).into_response(),
     };
+    let username = match query.get("username") {
+        None => None,
+        Some(name) if is_valid_username(name) => Some(name.clone()),
+        Some(_) => {
+            return ApiError::InvalidUsername(
+                "username must be 1-32 letters, digits, '_' or '-'".into(),
+            )
+            .into_response();
+        }
+    };
     let last_id = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -88,13 +108,18 @@ pub async fn events(
             .into_response();
         }
     };
+    // Subscribe before answering: nothing between the replay and the live
+    // feed is lost, nor anything addressed to the user once the client has
+    // the response.
+    let live = gw.hub.subscribe();
+    let mailbox = username.map(|name| StreamMailbox::open(&gw, name));
     let (tx, mut rx) = mpsc::channel::<Event>(STREAM_QUEUE);
     let stream_gw = gw.clone();
     gw.connections.spawn(async move {
         let shutdown = stream_gw.shutdown.clone();
         let close_delay = crate::drain::random_close_delay(stream_gw.shutdown_drain);
         tokio::select! {
-            () = pump(stream_gw, tx, last_id, region) => {}
+            () = pump(stream_gw, tx, last_id, region, live, mailbox) => {}
             () = async {
                 shutdown.cancelled().await;
                 tokio::time::sleep(close_delay).await;
@@ -104,9 +129,15 @@ pub async fn events(
     let stream = futures_util::stream::poll_fn(move |cx| {
         rx.poll_recv(cx).map(|e| e.map(Ok::<_, Infallible>))
     });
-    Sse::new(stream)
+    let mut response = Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(HEARTBEAT))
-        .into_response()
+        .into_response();
+    // nginx (ingress-nginx too) buffers proxied responses unless told not to,
+    // which would hold events back until a buffer fills.
+    response
+        .headers_mut()
+        .insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
 }
 
 fn pixel_event(e: &PixelUpdated) -> Event {
@@ -123,10 +154,68 @@ fn named(name: &str, m: &ServerMessage) -> Event {
         .data(serde_json::to_string(m).expect("encodes"))
 }
 
+/// A stream's mailbox, filed under its user while the stream lives.
+struct StreamMailbox {
+    gw: Gateway,
+    username: String,
+    mailbox: Arc<Mailbox>,
+}
+
+impl StreamMailbox {
+    fn open(gw: &Gateway, username: String) -> Self {
+        let mailbox = gw.mailboxes.open(user_key(&username));
+        StreamMailbox {
+            gw: gw.clone(),
+            username,
+            mailbox,
+        }
+    }
+}
+
+impl Drop for StreamMailbox {
+    fn drop(&mut self) {
+        self.gw
+            .mailboxes
+            .close(user_key(&self.username), &self.mailbox);
+    }
+}
+
+/// Waits for the user's events; forever for an anonymous stream.
+async fn mail(mailbox: &Option<StreamMailbox>) {
+    match mailbox {
+        Some(m) => m.mailbox.ready().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// An event addressed to the stream's user, named by its `type`.
+fn user_event(frame: &str) -> Option<Event> {
+    #[derive(serde::Deserialize)]
+    struct Typed<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    let typed: Typed<'_> = serde_json::from_str(frame).ok()?;
+    // A type from a newer server is passed on too, but only with a name
+    // that is safe in an `event:` line.
+    let safe = !typed.kind.is_empty()
+        && typed.kind.len() <= 64
+        && typed
+            .kind
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'_');
+    safe.then(|| Event::default().event(typed.kind.as_ref()).data(frame))
+}
+
 /// Feeds one stream until its client goes away.
-async fn pump(gw: Gateway, tx: mpsc::Sender<Event>, last_id: Option<u64>, region: Option<Region>) {
-    // Subscribe first: nothing between the replay and the live feed is lost.
-    let mut live = gw.hub.subscribe();
+async fn pump(
+    gw: Gateway,
+    tx: mpsc::Sender<Event>,
+    last_id: Option<u64>,
+    region: Option<Region>,
+    mut live: broadcast::Receiver<Utf8Bytes>,
+    mailbox: Option<StreamMailbox>,
+) {
     let in_region = |e: &PixelUpdated| region.is_none_or(|r| r.contains(e.x, e.y));
     let mut replayed_upto = 0;
     if let Some(mut from) = last_id {
@@ -176,14 +265,35 @@ async fn pump(gw: Gateway, tx: mpsc::Sender<Event>, last_id: Option<u64>, region
         }
     }
     loop {
-        let frame = match live.recv().await {
-            Ok(frame) => frame,
-            // Too far behind: end the stream; the reconnect replays the gap.
-            Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
-        };
-        for event in frame_events(frame.as_str(), replayed_upto, &in_region) {
-            if tx.send(event).await.is_err() {
-                return;
+        tokio::select! {
+            frame = live.recv() => {
+                let frame = match frame {
+                    Ok(frame) => frame,
+                    // Too far behind: end the stream; the reconnect replays
+                    // the gap.
+                    Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
+                };
+                for event in frame_events(frame.as_str(), replayed_upto, &in_region) {
+                    if tx.send(event).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            () = mail(&mailbox) => {
+                let Some(m) = &mailbox else { return };
+                let taken = m.mailbox.take();
+                for frame in &taken.frames {
+                    if let Some(event) = user_event(frame.as_str())
+                        && tx.send(event).await.is_err()
+                    {
+                        return;
+                    }
+                }
+                if taken.overflowed {
+                    // Never silently short: the client reconnects.
+                    gw.metrics.slow_client_closes.inc();
+                    return;
+                }
             }
         }
     }
@@ -236,5 +346,15 @@ mod tests {
         for bad in ["", "1,2,3", "1,2,3,4,5", "a,1,2,3", "-1,0,1,1"] {
             assert!(Region::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn user_events_are_named_by_type_only_when_the_name_is_safe() {
+        assert!(user_event(r#"{"type":"cooldown_over"}"#).is_some());
+        assert!(user_event(r#"{"type":"brand_new","x":1}"#).is_some());
+        assert!(user_event("{\"type\":\"bad\\nname\"}").is_none());
+        assert!(user_event(r#"{"type":"Upper"}"#).is_none());
+        assert!(user_event(r#"{"type":""}"#).is_none());
+        assert!(user_event("not json").is_none());
     }
 }

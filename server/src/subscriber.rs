@@ -2,6 +2,13 @@
 //! connection for `pixel-updates` and `user-events`, reconnects with backoff,
 //! and tells the fan-out after every (re)subscription so the gap is repaired.
 //! Connection tasks never talk to Redis.
+//!
+//! On the same connection it follows the users who have a connection here:
+//! it subscribes to `user:<key>` when a user's first connection arrives and
+//! unsubscribes when the last one leaves (subscribing again to all of them
+//! after a reconnect), and hands each message on such a channel to that
+//! user's mailboxes. Pods holding no connection of a user never hear its
+//! events.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,15 +17,22 @@ use std::time::Duration;
 use axum::extract::ws::Utf8Bytes;
 use futures_util::StreamExt;
 use protocol::ServerMessage;
-use protocol::names::{PIXEL_UPDATES_CHANNEL, USER_EVENTS_CHANNEL};
+use protocol::names::{
+    PIXEL_UPDATES_CHANNEL, USER_CHANNEL_PREFIX, USER_EVENTS_CHANNEL, user_channel,
+};
+use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::bus::Incoming;
+use crate::mailbox::Mailboxes;
 use crate::metrics::GatewayMetrics;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// User channels per `SUBSCRIBE`/`UNSUBSCRIBE` command, so that a gateway
+/// coming back with many users sends commands of a sane size.
+const CHANNELS_PER_COMMAND: usize = 1000;
 
 pub struct Subscriber {
     pub client: redis::Client,
@@ -28,6 +42,8 @@ pub struct Subscriber {
     /// True while subscribed (readiness).
     pub live: Arc<AtomicBool>,
     pub metrics: Arc<GatewayMetrics>,
+    /// The users with a connection here, and where their events go.
+    pub mailboxes: Arc<Mailboxes>,
 }
 
 impl Subscriber {
@@ -47,8 +63,15 @@ impl Subscriber {
                         return;
                     }
                     self.presence_changed.notify_one();
-                    let ended = self.pump(pubsub, &cancel).await;
+                    let (sink, stream) = pubsub.split();
+                    // Both end when the connection does; the select ends
+                    // with the first.
+                    let ended = tokio::select! {
+                        ended = self.pump(stream, &cancel) => ended,
+                        () = self.follow_users(sink) => true,
+                    };
                     self.live.store(false, Ordering::Relaxed);
+                    self.metrics.user_channels.set(0);
                     if !ended {
                         return;
                     }
@@ -58,6 +81,10 @@ impl Subscriber {
                     tracing::warn!(error = %e, retry_in = ?backoff, "cannot subscribe to Redis")
                 }
             }
+            // Arrivals and departures while unsubscribed are superseded (a
+            // new subscription starts from everyone here); dropping them
+            // keeps the list short through a long outage.
+            drop(self.mailboxes.take_changes());
             tokio::select! {
                 () = tokio::time::sleep(jittered(backoff)) => {}
                 () = cancel.cancelled() => return,
@@ -81,8 +108,7 @@ impl Subscriber {
 
     /// Passes messages on until the connection ends (true) or the process
     /// stops (false).
-    async fn pump(&self, mut pubsub: redis::aio::PubSub, cancel: &CancellationToken) -> bool {
-        let mut messages = pubsub.on_message();
+    async fn pump(&self, mut messages: PubSubStream, cancel: &CancellationToken) -> bool {
         loop {
             let msg = tokio::select! {
                 msg = messages.next() => msg,
@@ -100,10 +126,72 @@ impl Subscriber {
                     }
                 }
                 USER_EVENTS_CHANNEL => self.presence_changed.notify_one(),
-                _ => {}
+                channel => {
+                    if let Some(key) = channel.strip_prefix(USER_CHANNEL_PREFIX) {
+                        self.deliver_to_user(key, msg.get_payload_bytes());
+                    }
+                }
             }
         }
     }
+
+    /// Hands a message on a user's channel to that user's connections here.
+    fn deliver_to_user(&self, key: &str, payload: &[u8]) {
+        self.metrics.user_events.inc();
+        let Some(frame) = parse_user_message(payload) else {
+            tracing::warn!("ignored an unreadable message on {USER_CHANNEL_PREFIX}{key}");
+            return;
+        };
+        let n = self.mailboxes.deliver(key, &frame);
+        self.metrics.user_frames.add(n as u64);
+    }
+
+    /// Keeps the subscriptions to user channels in step with the users who
+    /// have a connection here, until the connection fails. Each round takes
+    /// every change made since the last, so a burst of arrivals costs a few
+    /// commands, not one each.
+    async fn follow_users(&self, mut sink: PubSubSink) {
+        // After a (re)connect nothing is subscribed: everyone here is new.
+        let _ = self.mailboxes.take_changes();
+        let mut changed = self.mailboxes.keys();
+        loop {
+            let (mut arrived, mut left) = (Vec::new(), Vec::new());
+            for key in changed {
+                if self.mailboxes.contains(&key) {
+                    arrived.push(user_channel(&key));
+                } else {
+                    left.push(user_channel(&key));
+                }
+            }
+            // Either command is harmless when repeated: subscribing twice
+            // still delivers once, so no record of the subscriptions is kept.
+            for channels in arrived.chunks(CHANNELS_PER_COMMAND) {
+                if let Err(e) = sink.subscribe(channels).await {
+                    tracing::warn!(error = %e, "cannot subscribe to user channels");
+                    return;
+                }
+            }
+            for channels in left.chunks(CHANNELS_PER_COMMAND) {
+                if let Err(e) = sink.unsubscribe(channels).await {
+                    tracing::warn!(error = %e, "cannot unsubscribe from user channels");
+                    return;
+                }
+            }
+            self.metrics
+                .user_channels
+                .set(self.mailboxes.user_count() as u64);
+            self.mailboxes.changes_waiting().await;
+            changed = self.mailboxes.take_changes();
+        }
+    }
+}
+
+/// Checks that a message on a user's channel is protocol v1 before any
+/// client sees it, keeping its bytes to pass on. Types this build does not
+/// know are passed on too (clients ignore what they do not know).
+fn parse_user_message(payload: &[u8]) -> Option<Utf8Bytes> {
+    serde_json::from_slice::<ServerMessage>(payload).ok()?;
+    Utf8Bytes::try_from(payload.to_vec()).ok()
 }
 
 /// Reads a `pixel_updated` for its `seq`, keeping its bytes to pass on.
@@ -140,5 +228,17 @@ mod tests {
         }
         assert!(parse_pixel(b"{\"type\":\"pong\"}").is_none());
         assert!(parse_pixel(b"garbage").is_none());
+    }
+
+    #[test]
+    fn user_messages_must_be_protocol_messages() {
+        let notice = br#"{"type":"notice","code":"banned","message":"bye"}"#;
+        assert_eq!(
+            parse_user_message(notice).map(|f| f.as_str().to_owned()),
+            Some(String::from_utf8(notice.to_vec()).unwrap())
+        );
+        assert!(parse_user_message(br#"{"type":"from_the_future"}"#).is_some());
+        assert!(parse_user_message(b"garbage").is_none());
+        assert!(parse_user_message(br#"{"no":"type"}"#).is_none());
     }
 }

@@ -217,6 +217,25 @@ describe("protocol v1 in the client", { timeout: 120_000 }, () => {
     await closeClean(page);
   });
 
+  test("a placement the same user made elsewhere starts the cooldown; notices are shown; unknown types are ignored", async () => {
+    const { page, nextSocket } = await mockedPage();
+    const ws = await nextSocket();
+    ws.send(JSON.stringify({
+      type: "connected", clientId: "c1", username: "tester", podId: "mock", width: 1000, height: 1000,
+      palette: PALETTE, anyColor: false, cooldownMs: 120_000, seq: (await stack.board()).seq,
+    }));
+    await waitLive(page);
+    ws.send(JSON.stringify({ type: "from_a_newer_server", anything: [1, 2] }));
+    ws.send(JSON.stringify({ type: "placed", source: "http", seq: 1, x: 1, y: 1, color: "#000000", timestamp: 1 }));
+    await page.waitForFunction(() => document.querySelector("#cooldown.cooling") && /^Wait (1:59|2:00)$/.test(document.getElementById("cooldown-text").textContent));
+    const hostile = '<img src=x onerror="window.__pwned=1">';
+    ws.send(JSON.stringify({ type: "notice", code: "warning", message: `Please keep it friendly ${hostile}` }));
+    await page.locator(".toast", { hasText: "Please keep it friendly" }).waitFor();
+    assert.equal(await page.$$eval("#toasts img", (n) => n.length), 0);
+    assert.equal(await page.evaluate(() => window.__pwned), undefined);
+    await closeClean(page);
+  });
+
   test("5,000 pixels a second are applied without dropping frames", async (t) => {
     const { page, nextSocket } = await mockedPage();
     const ws = await nextSocket();

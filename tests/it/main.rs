@@ -13,3 +13,4 @@ mod loadtest;
 mod presence;
 mod shutdown;
 mod sse;
+mod user_delivery;

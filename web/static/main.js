@@ -80,8 +80,15 @@ const sync = new Sync(board, {
         if (m.code === "cooldown") cooldown.start(Number(m.retryAfterMs) || 0);
         toasts.show(errorText(m));
         break;
+      // The same user placed elsewhere (a script over HTTP): the cooldown
+      // holds here too.
+      case "placed": cooldown.start(cooldownMs); break;
+      case "placement_failed":
+        if (m.code === "cooldown") cooldown.start(Number(m.retryAfterMs) || 0);
+        break;
+      case "notice": toasts.show(String(m.message || m.code || ""), m.code === "info" ? "info" : "error"); break;
       case "info": toasts.show(m.message, "info"); break;
-      default: break; // pong, and types this client does not know
+      default: break; // pong, cooldown_over (the countdown ends by itself), and types this client does not know
     }
   },
 });

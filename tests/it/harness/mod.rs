@@ -1,6 +1,6 @@
 //! What every integration test stands on: real processes (the `server` and
 //! `canvas-api` binaries, `redis-server`) on free loopback ports, a
-//! WebSocket client that speaks protocol v1, and HTTP helpers.
+//! WebSocket client that speaks protocol v1, an SSE client, and HTTP helpers.
 
 pub mod client;
 pub mod cluster;
@@ -9,10 +9,12 @@ pub mod lossy_proxy;
 pub mod player;
 pub mod process;
 pub mod redis_server;
+pub mod sse;
 
 pub use client::WsClient;
 pub use process::{Process, Stack};
 pub use redis_server::RedisServer;
+pub use sse::SseStream;
 
 use std::time::Duration;
 
