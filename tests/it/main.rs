@@ -10,6 +10,7 @@ mod faults;
 mod gateway;
 mod k8s;
 mod loadtest;
+mod moderation;
 mod presence;
 mod shutdown;
 mod sse;
