@@ -11,6 +11,7 @@ mod gateway;
 mod k8s;
 mod loadtest;
 mod moderation;
+mod pool;
 mod presence;
 mod shutdown;
 mod sse;
