@@ -33,6 +33,7 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/ws", get(ws_only))
         .route("/", get(root))
         .route("/index.html", get(static_file))
+        .route("/admin.html", get(static_file))
         .route("/static/{*path}", get(static_file))
         .route("/healthz", get(canvas_api::routes::healthz))
         .route("/readyz", get(readyz))
