@@ -131,6 +131,17 @@ async fn record(state: &AppState, by: &str, action: &str, detail: String) {
     }
 }
 
+/// Runs a moderation action to its end in a task of its own: a caller that
+/// gives up (a proxy's timeout on a big rollback) must not cut it off
+/// halfway, between its slices, unannounced and unaudited.
+async fn detached<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, ApiError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::spawn(work)
+        .await
+        .map_err(|e| ApiError::Internal(format!("moderation task: {e}")))?
+}
+
 /// Publishes moderation writes exactly as placements are published.
 async fn announce(state: &AppState, events: Vec<PixelUpdated>) {
     for event in events {
@@ -233,19 +244,23 @@ async fn rollback(
     raw: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<ModerationResult>, ApiError> {
     let (by, req): (_, RollbackRequest) = admit(&state, &headers, raw)?;
-    let (events, result) = state.canvas.rollback(req.rect, req.at).await?;
-    announce(&state, events).await;
-    let r = req.rect;
-    record(
-        &state,
-        &by,
-        "rollback",
-        format!(
-            "({}, {})-({}, {}) to {}: {} changed, {} skipped, {} unknown",
-            r.x0, r.y0, r.x1, r.y1, req.at, result.changed, result.skipped, result.unknown
-        ),
-    )
-    .await;
+    let result = detached(async move {
+        let (events, result) = state.canvas.rollback(req.rect, req.at).await?;
+        announce(&state, events).await;
+        let r = req.rect;
+        record(
+            &state,
+            &by,
+            "rollback",
+            format!(
+                "({}, {})-({}, {}) to {}: {} changed, {} skipped, {} unknown",
+                r.x0, r.y0, r.x1, r.y1, req.at, result.changed, result.skipped, result.unknown
+            ),
+        )
+        .await;
+        Ok(result)
+    })
+    .await?;
     Ok(Json(result))
 }
 
@@ -256,18 +271,22 @@ async fn undo(
 ) -> Result<Json<ModerationResult>, ApiError> {
     let (by, req): (_, UndoRequest) = admit(&state, &headers, raw)?;
     check_username(&req.username)?;
-    let (events, result) = state.canvas.undo(&req.username, req.since).await?;
-    announce(&state, events).await;
-    record(
-        &state,
-        &by,
-        "undo",
-        format!(
-            "{} since {}: {} changed, {} skipped, {} unknown",
-            req.username, req.since, result.changed, result.skipped, result.unknown
-        ),
-    )
-    .await;
+    let result = detached(async move {
+        let (events, result) = state.canvas.undo(&req.username, req.since).await?;
+        announce(&state, events).await;
+        record(
+            &state,
+            &by,
+            "undo",
+            format!(
+                "{} since {}: {} changed, {} skipped, {} unknown",
+                req.username, req.since, result.changed, result.skipped, result.unknown
+            ),
+        )
+        .await;
+        Ok(result)
+    })
+    .await?;
     Ok(Json(result))
 }
 

@@ -555,3 +555,37 @@ async fn moderation_works_in_the_single_process_too() {
     let (_, body) = expect_error(put_pixel(&server.http(), 2, 2, "#000000", "eve").await).await;
     assert_eq!(body.error.code, ErrorCode::Banned);
 }
+
+#[tokio::test]
+async fn a_rollback_during_traffic_leaves_every_client_converged() {
+    use crate::harness::player::Traffic;
+    let stack = Stack::start(2, ENV).await;
+    let urls: Vec<String> = stack.gateways.iter().map(|g| g.ws()).collect();
+    let api = stack.api.http();
+    // Players place in their own columns (x = index), one row per pixel.
+    let players = join_players(6, &urls, &api).await;
+    let t = paint(&api, 31, 23, "#ABCDEF", "marker").await.timestamp;
+    clock_past(t).await;
+    let traffic = Traffic::start(players, 20, Duration::from_millis(10));
+    traffic.acked_at_least(40).await;
+    // Roll columns 0..=3 back while placements keep landing there.
+    let result: ModerationResult = admin_ok(
+        &api,
+        "rollback",
+        json!({"x0": 0, "y0": 0, "x1": 3, "y1": 23, "at": t}),
+    )
+    .await;
+    assert!(result.changed > 0, "{result:?}");
+    let mut players = traffic.finish().await;
+    // Whatever raced with the rollback, every client shows the board.
+    crate::harness::player::verify_views(&mut players, &api).await;
+    // Columns the rollback did not cover kept every placement.
+    let (w, _, _, board) = canvas_bin(&api).await;
+    for p in &players {
+        for ((x, y), (_, color)) in &p.acked {
+            if *x > 3 {
+                assert_eq!(&hex(pixel_at(&board, w, *x, *y)), color, "({x}, {y})");
+            }
+        }
+    }
+}

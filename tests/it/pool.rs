@@ -166,3 +166,34 @@ async fn the_ip_pool_holds_across_gateways_and_for_direct_http() {
     let (_, body) = expect_error(r).await;
     assert_eq!(body.error.code, ErrorCode::RateLimited);
 }
+
+#[tokio::test]
+async fn the_ip_pool_triggers_and_releases() {
+    let stack = Stack::start(
+        2,
+        &[
+            ("COOLDOWN_MS", "0"),
+            ("IP_POOL_SIZE", "1"),
+            ("IP_POOL_REFILL_MS", "300"),
+        ],
+    )
+    .await;
+    let mut a = WsClient::connect(&stack.gateways[0].ws(), Some("una")).await;
+    let mut b = WsClient::connect(&stack.gateways[1].ws(), Some("uli")).await;
+    a.place(1, 1, "#000000", 1).await;
+    assert!(matches!(a.reply_to(1).await, ServerMessage::Ack { .. }));
+    b.place(2, 2, "#000000", 1).await;
+    let wait = match b.reply_to(1).await {
+        ServerMessage::Error {
+            code: ErrorCode::RateLimited,
+            retry_after_ms: Some(ms),
+            ..
+        } => ms,
+        other => panic!("expected rate_limited, got {other:?}"),
+    };
+    assert!(wait <= 300, "{wait}");
+    // Released after the time it names, on the other gateway too.
+    tokio::time::sleep(Duration::from_millis(wait + 20)).await;
+    b.place(2, 2, "#000000", 2).await;
+    assert!(matches!(b.reply_to(2).await, ServerMessage::Ack { .. }));
+}

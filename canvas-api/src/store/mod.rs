@@ -301,7 +301,13 @@ impl CanvasStore {
     pub async fn clear(&self) -> Result<(u64, u64), StoreError> {
         match self {
             CanvasStore::Redis(s) => s.clear().await,
-            CanvasStore::Embedded(s) => s.clear(),
+            // Writes and syncs a whole snapshot: off the async threads.
+            CanvasStore::Embedded(s) => {
+                let s = s.clone();
+                tokio::task::spawn_blocking(move || s.clear())
+                    .await
+                    .map_err(|e| StoreError::Unavailable(format!("clearing: {e}")))?
+            }
         }
     }
 
