@@ -197,3 +197,19 @@ async fn the_ip_pool_triggers_and_releases() {
     b.place(2, 2, "#000000", 2).await;
     assert!(matches!(b.reply_to(2).await, ServerMessage::Ack { .. }));
 }
+
+#[tokio::test]
+async fn half_configured_pools_and_a_short_admin_token_stop_the_start() {
+    use crate::harness::Process;
+    for (bin, env, named) in [
+        ("canvas-api", vec![("POOL_SIZE", "3")], "POOL_REFILL_MS"),
+        ("server", vec![("IP_POOL_SIZE", "3")], "IP_POOL_REFILL_MS"),
+        ("canvas-api", vec![("ADMIN_TOKEN", "short")], "ADMIN_TOKEN"),
+        ("server", vec![("HISTORY_LEN", "0")], "HISTORY_LEN"),
+    ] {
+        let env: Vec<(&str, String)> = env.into_iter().map(|(k, v)| (k, v.to_owned())).collect();
+        let (status, log) = Process::spawn_expecting_failure(bin, &env).await;
+        assert!(!status.success(), "{bin} {env:?} started");
+        assert!(log.contains(named), "{bin} {env:?}: {log}");
+    }
+}
