@@ -11,6 +11,7 @@ mod gateway;
 mod k8s;
 mod loadtest;
 mod presence;
+mod redis_tls;
 mod shutdown;
 mod sse;
 mod user_delivery;
