@@ -21,7 +21,7 @@ const FORWARD_REQUEST: [HeaderName; 3] = [
     header::ACCEPT_ENCODING,
 ];
 /// Response headers passed back.
-const FORWARD_RESPONSE: [&str; 9] = [
+const FORWARD_RESPONSE: [&str; 10] = [
     "content-type",
     "content-encoding",
     "cache-control",
@@ -31,6 +31,7 @@ const FORWARD_RESPONSE: [&str; 9] = [
     "x-canvas-width",
     "x-canvas-height",
     "x-canvas-seq",
+    "x-canvas-epoch",
 ];
 
 pub async fn proxy(State(remote): State<RemoteCanvas>, request: Request) -> Response {
