@@ -13,6 +13,7 @@ mod loadtest;
 mod moderation;
 mod pool;
 mod presence;
+mod redis_tls;
 mod shutdown;
 mod sse;
 mod user_delivery;
