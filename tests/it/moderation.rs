@@ -589,3 +589,58 @@ async fn a_rollback_during_traffic_leaves_every_client_converged() {
         }
     }
 }
+
+/// The compare-and-set that keeps a placement made while a plan was being
+/// made: `rewrite.lua` run directly against the stack's Redis.
+#[tokio::test]
+async fn a_moderation_write_planned_before_a_placement_leaves_that_placement() {
+    let stack = Stack::start(1, ENV).await;
+    let api = stack.api.http();
+    paint(&api, 1, 1, "#111111", "ann").await;
+    let later = paint(&api, 1, 1, "#222222", "bob").await;
+    let script = redis::Script::new(include_str!("../../canvas-api/src/store/rewrite.lua"));
+    let mut redis = stack.redis.conn().await;
+    let index = 32 + 1; // (1, 1) on a 32-wide board.
+    let run = |expected: u64| {
+        let mut call = script.prepare_invoke();
+        use protocol::names::canvas as keys;
+        call.key(keys::BOARD)
+            .key(keys::SEQ)
+            .key(keys::PIXEL_META)
+            .key(keys::LOG)
+            .key(format!("{}{index}", keys::HISTORY_PREFIX))
+            .arg(1000)
+            .arg("~moderation")
+            .arg(16)
+            .arg(index)
+            .arg(1)
+            .arg(1)
+            .arg("#FFFFFF")
+            .arg(expected);
+        call
+    };
+    // Planned from ann's write (seq 1): bob placed since, so nothing moves.
+    let stale: Vec<u64> = run(1).invoke_async(&mut redis).await.unwrap();
+    assert_eq!(stale[1], 0);
+    let (w, _, seq, board) = canvas_bin(&api).await;
+    assert_eq!(
+        (seq, hex(pixel_at(&board, w, 1, 1))),
+        (later.seq, "#222222".into())
+    );
+    // Planned from bob's: written as the next seq, in the log and history.
+    let fresh: Vec<u64> = run(later.seq).invoke_async(&mut redis).await.unwrap();
+    assert_eq!(fresh[1], later.seq + 1);
+    let (_, _, seq, board) = canvas_bin(&api).await;
+    assert_eq!(
+        (seq, hex(pixel_at(&board, w, 1, 1))),
+        (later.seq + 1, "#FFFFFF".into())
+    );
+    let page: protocol::http::UpdatesPage =
+        http::get_json(&format!("{api}/api/updates?since={}", later.seq)).await;
+    assert!(
+        matches!(&page.events[..], [ServerMessage::PixelUpdated(e)] if e.username == "~moderation")
+    );
+    let info: protocol::http::PixelInfo = http::get_json(&format!("{api}/api/pixel/1/1")).await;
+    let who: Vec<_> = info.history.iter().map(|h| h.username.as_str()).collect();
+    assert_eq!(who, ["~moderation", "bob", "ann"]);
+}
