@@ -149,6 +149,14 @@ impl Canvas {
         Ok(())
     }
 
+    /// True when writes older than `history` (newest first) may exist but
+    /// were not kept: it is as long as histories get, or it starts at the
+    /// store's floor.
+    fn truncated(&self, history: &[PixelRecord]) -> bool {
+        let floor = self.store().history_floor();
+        history.len() >= self.history_len() || history.last().is_some_and(|e| e.seq <= floor)
+    }
+
     /// Applies a plan; returns the events written (publish them) and the
     /// tally.
     async fn apply_plan(
@@ -204,13 +212,12 @@ impl Canvas {
             )));
         }
         let cleared = self.store().cleared().await?;
-        let full = self.history_len();
         let plan = self
             .store()
             .histories(rect)
             .await?
             .into_iter()
-            .map(|(p, h)| (p, plan_rollback(&h, cleared, h.len() >= full, at)))
+            .map(|(p, h)| (p, plan_rollback(&h, cleared, self.truncated(&h), at)))
             .collect();
         self.apply_plan(plan).await
     }
@@ -224,13 +231,17 @@ impl Canvas {
     ) -> Result<(Vec<PixelUpdated>, ModerationResult), ApiError> {
         let pixels = self.store().user_pixels_since(username, since).await?;
         let cleared = self.store().cleared().await?;
-        let full = self.history_len();
         let plan = self
             .store()
             .histories_of(&pixels)
             .await?
             .into_iter()
-            .map(|(p, h)| (p, plan_undo(&h, cleared, h.len() >= full, username, since)))
+            .map(|(p, h)| {
+                (
+                    p,
+                    plan_undo(&h, cleared, self.truncated(&h), username, since),
+                )
+            })
             .collect();
         self.apply_plan(plan).await
     }

@@ -243,6 +243,16 @@ impl CanvasStore {
         }
     }
 
+    /// History entries at or below this `seq` may have had older ones that
+    /// were not kept (the embedded store's history starts at its last
+    /// start-up); 0 when histories are complete up to `HISTORY_LEN`.
+    pub fn history_floor(&self) -> u64 {
+        match self {
+            CanvasStore::Redis(_) => 0,
+            CanvasStore::Embedded(s) => s.history_floor(),
+        }
+    }
+
     /// The histories of every pixel of `rect`, row by row.
     pub async fn histories(
         &self,

@@ -10,10 +10,11 @@
 //! this board: a new board (no snapshot, no log) gets a new one, so a client
 //! holding a `seq` of a board that was deleted can tell.
 //!
-//! Pixel history is kept in memory (per pixel, `HISTORY_LEN` deep): it
-//! holds what was placed since the process started, plus the log replayed
-//! at start-up, and is not written to disk. Moderation state (bans,
-//! protections, audit log) is, in `moderation.json`.
+//! Pixel history is kept in memory (per pixel, `HISTORY_LEN` deep) and not
+//! written to disk: at start-up each pixel's history is its last write from
+//! the snapshot plus the log replayed over it, and older writes count as
+//! unknown to moderation. Moderation state (bans, protections, audit log)
+//! is on disk, in `moderation.json`.
 
 mod checksum;
 mod log;
@@ -94,6 +95,9 @@ struct Inner {
     epoch: String,
     recent_cap: usize,
     history_len: usize,
+    /// The `seq` of the snapshot loaded at start-up: history entries at or
+    /// below it are seeds, and what came before them is unknown.
+    history_floor: u64,
     state: Mutex<State>,
     sync_file: Mutex<File>,
     _lock: File,
@@ -162,8 +166,31 @@ impl EmbeddedStore {
 
         let moderation =
             ModerationState::load(&dir.join(MODERATION_FILE)).map_err(OpenError::Moderation)?;
-        let mut history = HashMap::new();
-        let mut user_pixels = HashMap::new();
+        // History is kept in memory only: each pixel's record in the
+        // snapshot seeds its history, so moderation after a restart still
+        // knows the pixel's last write (and that what came before it is
+        // unknown: see `history_floor`).
+        let history_floor = seq;
+        let mut history: HashMap<u32, VecDeque<HistEntry>> = HashMap::new();
+        let mut user_pixels: HashMap<Arc<str>, VecDeque<(u64, u32)>> = HashMap::new();
+        let mut seeds: Vec<(&u32, &PixelMeta)> = meta.iter().collect();
+        seeds.sort_by_key(|(_, m)| m.timestamp);
+        for (&index, m) in seeds {
+            let i = index as usize * 3;
+            history.entry(index).or_default().push_back(HistEntry {
+                seq: m.seq,
+                timestamp: m.timestamp,
+                color: Color([board[i], board[i + 1], board[i + 2]]),
+                username: m.username.clone(),
+            });
+            if !m.username.starts_with('~') {
+                let placed = user_pixels.entry(m.username.clone()).or_default();
+                placed.push_back((m.timestamp, index));
+                if placed.len() > USER_PIXELS_LEN {
+                    placed.pop_front();
+                }
+            }
+        }
         let recent_cap = (log_len as usize).min(MAX_RECENT);
         let mut recent = VecDeque::new();
         let mut last_timestamp = 0;
@@ -234,6 +261,7 @@ impl EmbeddedStore {
                 epoch,
                 recent_cap,
                 history_len,
+                history_floor,
                 state: Mutex::new(State {
                     board,
                     seq,
@@ -401,6 +429,10 @@ impl EmbeddedStore {
                 })
                 .collect()
         })
+    }
+
+    pub fn history_floor(&self) -> u64 {
+        self.inner.history_floor
     }
 
     pub fn user_pixels_since(&self, username: &str, since: u64) -> Vec<(u32, u32)> {
@@ -1039,5 +1071,30 @@ mod tests {
         let store = EmbeddedStore::open(&d, G, 100).unwrap();
         assert_eq!(store.snapshot().seq, 2);
         assert_eq!(store.cleared().map(|c| c.0), Some(2));
+    }
+
+    #[test]
+    fn after_a_restart_history_starts_from_each_pixels_last_write() {
+        let d = dir("seeded");
+        let store = EmbeddedStore::open(&d, G, 100).unwrap();
+        stored(store.place(&write(1, "ann", 0)).unwrap());
+        let eve = stored(store.place(&write(1, "eve", 0)).unwrap());
+        drop(store);
+        // Writes still in the log come back whole.
+        let store = EmbeddedStore::open(&d, G, 100).unwrap();
+        assert_eq!(store.history(1, 1).len(), 2);
+        assert_eq!(store.history_floor(), 0);
+        // Once compacted into the snapshot, only the last write survives,
+        // and the floor says older ones may have existed.
+        assert!(store.compact_if_larger_than(0).unwrap());
+        drop(store);
+        let store = EmbeddedStore::open(&d, G, 100).unwrap();
+        let h = store.history(1, 1);
+        assert_eq!(h.len(), 1);
+        assert_eq!((h[0].username.as_str(), h[0].seq), ("eve", eve.seq));
+        assert_eq!(h[0].color, Color([10, 20, 30]));
+        assert_eq!(store.history_floor(), eve.seq);
+        assert_eq!(store.user_pixels_since("eve", 0), vec![(1, 1)]);
+        assert!(store.user_pixels_since("ann", 0).is_empty());
     }
 }
