@@ -10,13 +10,13 @@
 //! this board: a new board (no snapshot, no log) gets a new one, so a client
 //! holding a `seq` of a board that was deleted can tell.
 //!
-//! Pixel history is kept in memory (per pixel, `HISTORY_LEN` deep) and not
-//! written to disk: at start-up each pixel's history is its last write from
-//! the snapshot plus the log replayed over it, and older writes count as
-//! unknown to moderation. Moderation state (bans, protections, audit log)
-//! is on disk, in `moderation.json`.
+//! Pixel history (per pixel, `HISTORY_LEN` deep) is kept in memory and
+//! written to `history.bin` with every snapshot; the log replays over it
+//! like over the board. Moderation state (bans, protections, audit log) is
+//! in `moderation.json`.
 
 mod checksum;
+mod history;
 mod log;
 mod moderation;
 mod snapshot;
@@ -47,14 +47,12 @@ const MODERATION_FILE: &str = "moderation.json";
 /// `HISTORY_LEN` when the caller does not say.
 pub const DEFAULT_HISTORY_LEN: usize = 16;
 
-/// One placement in a pixel's history.
-#[derive(Debug, Clone)]
-struct HistEntry {
-    seq: u64,
-    timestamp: u64,
-    color: Color,
-    username: Arc<str>,
-}
+const HISTORY_FILE: &str = "history.bin";
+
+use self::history::{HistEntry, Histories};
+
+/// Per user, `(timestamp, pixel index)` of their placements, oldest first.
+type UserPixels = HashMap<Arc<str>, VecDeque<(u64, u32)>>;
 
 /// The most writes kept in memory for `/api/updates`, whatever
 /// `REPLAY_LOG_LEN` says, so memory stays bounded.
@@ -116,10 +114,10 @@ struct State {
     ip_pools: HashMap<String, u64>,
     pools_pruned_at: usize,
     /// Per pixel index, newest last, at most `history_len`.
-    history: HashMap<u32, VecDeque<HistEntry>>,
+    history: Histories,
     /// Per user, `(timestamp, pixel index)` of their placements, oldest
     /// first, at most [`USER_PIXELS_LEN`].
-    user_pixels: HashMap<Arc<str>, VecDeque<(u64, u32)>>,
+    user_pixels: UserPixels,
     moderation: ModerationState,
     log: LogWriter,
     log_records: u64,
@@ -166,31 +164,8 @@ impl EmbeddedStore {
 
         let moderation =
             ModerationState::load(&dir.join(MODERATION_FILE)).map_err(OpenError::Moderation)?;
-        // History is kept in memory only: each pixel's record in the
-        // snapshot seeds its history, so moderation after a restart still
-        // knows the pixel's last write (and that what came before it is
-        // unknown: see `history_floor`).
-        let history_floor = seq;
-        let mut history: HashMap<u32, VecDeque<HistEntry>> = HashMap::new();
-        let mut user_pixels: HashMap<Arc<str>, VecDeque<(u64, u32)>> = HashMap::new();
-        let mut seeds: Vec<(&u32, &PixelMeta)> = meta.iter().collect();
-        seeds.sort_by_key(|(_, m)| m.timestamp);
-        for (&index, m) in seeds {
-            let i = index as usize * 3;
-            history.entry(index).or_default().push_back(HistEntry {
-                seq: m.seq,
-                timestamp: m.timestamp,
-                color: Color([board[i], board[i + 1], board[i + 2]]),
-                username: m.username.clone(),
-            });
-            if !m.username.starts_with('~') {
-                let placed = user_pixels.entry(m.username.clone()).or_default();
-                placed.push_back((m.timestamp, index));
-                if placed.len() > USER_PIXELS_LEN {
-                    placed.pop_front();
-                }
-            }
-        }
+        let (mut history, mut user_pixels, history_floor) =
+            initial_history(dir, geometry, history_len, seq, &board, &meta);
         let recent_cap = (log_len as usize).min(MAX_RECENT);
         let mut recent = VecDeque::new();
         let mut last_timestamp = 0;
@@ -251,6 +226,7 @@ impl EmbeddedStore {
 
         // Compact: one snapshot with everything, and an empty log after it.
         snapshot::write(&snap_path, geometry, seq, &board, &meta).map_err(dir_err)?;
+        history::write(&dir.join(HISTORY_FILE), seq, &history).map_err(dir_err)?;
         let log = LogWriter::create(&log_path, seq).map_err(dir_err)?;
         let sync_file = log.sync_handle().map_err(dir_err)?;
 
@@ -498,6 +474,8 @@ impl EmbeddedStore {
         let dir = &self.inner.dir;
         let white = vec![0xFF; g.byte_len()];
         snapshot::write(&dir.join(SNAPSHOT_FILE), g, seq, &white, &HashMap::new()).map_err(fail)?;
+        // Histories stay across a clear, for a rollback to before it.
+        history::write(&dir.join(HISTORY_FILE), seq, &state.history).map_err(fail)?;
         let log = LogWriter::create(&dir.join(LOG_FILE), seq).map_err(fail)?;
         *self
             .inner
@@ -692,6 +670,7 @@ impl EmbeddedStore {
             &state.meta,
         )
         .map_err(fail)?;
+        history::write(&dir.join(HISTORY_FILE), state.seq, &state.history).map_err(fail)?;
         let log = LogWriter::create(&dir.join(LOG_FILE), state.seq).map_err(fail)?;
         *self
             .inner
@@ -708,14 +687,77 @@ impl EmbeddedStore {
     }
 }
 
+/// The histories at start-up, before the log is replayed over them:
+/// `history.bin` when it was written with the snapshot; otherwise (an older
+/// folder, or a crash between the two files) each pixel's last write from
+/// the snapshot, with the snapshot's `seq` as the floor below which older
+/// writes count as unknown. Also returns the pixels each user placed, as
+/// far as the histories tell.
+fn initial_history(
+    dir: &Path,
+    geometry: Geometry,
+    history_len: usize,
+    seq: u64,
+    board: &[u8],
+    meta: &HashMap<u32, PixelMeta>,
+) -> (Histories, UserPixels, u64) {
+    let path = dir.join(HISTORY_FILE);
+    let (mut histories, floor) = match history::read(&path, geometry.pixel_count()) {
+        Ok(Some((at, h))) if at == seq => (h, 0),
+        found => {
+            match found {
+                Ok(Some((at, _))) => tracing::warn!(
+                    file = %path.display(), history_seq = at, snapshot_seq = seq,
+                    "pixel histories do not match the snapshot; each pixel keeps only its last write"
+                ),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "pixel histories unreadable; each pixel keeps only its last write"
+                ),
+                Ok(None) => {}
+            }
+            let mut seeded = Histories::new();
+            for (&index, m) in meta {
+                let i = index as usize * 3;
+                seeded.entry(index).or_default().push_back(HistEntry {
+                    seq: m.seq,
+                    timestamp: m.timestamp,
+                    color: Color([board[i], board[i + 1], board[i + 2]]),
+                    username: m.username.clone(),
+                });
+            }
+            (seeded, seq)
+        }
+    };
+    let mut placed: Vec<(u64, u32, Arc<str>)> = Vec::new();
+    for (&index, entries) in &mut histories {
+        while entries.len() > history_len {
+            entries.pop_front();
+        }
+        for e in entries.iter().filter(|e| !e.username.starts_with('~')) {
+            placed.push((e.timestamp, index, e.username.clone()));
+        }
+    }
+    placed.sort_by_key(|(ts, _, _)| *ts);
+    let mut user_pixels = UserPixels::new();
+    for (ts, index, username) in placed {
+        let mine = user_pixels.entry(username).or_default();
+        mine.push_back((ts, index));
+        if mine.len() > USER_PIXELS_LEN {
+            mine.pop_front();
+        }
+    }
+    (histories, user_pixels, floor)
+}
+
 /// Adds a write to its pixel's history and, for a player, to the pixels
 /// that player placed. Moderation users (`~...`) are not indexed: nobody
 /// undoes the moderators.
 fn remember(
     geometry: Geometry,
     history_len: usize,
-    history: &mut HashMap<u32, VecDeque<HistEntry>>,
-    user_pixels: &mut HashMap<Arc<str>, VecDeque<(u64, u32)>>,
+    history: &mut Histories,
+    user_pixels: &mut UserPixels,
     event: &PixelUpdated,
 ) {
     let index = geometry.index(event.x, event.y) as u32;
@@ -1074,27 +1116,35 @@ mod tests {
     }
 
     #[test]
-    fn after_a_restart_history_starts_from_each_pixels_last_write() {
-        let d = dir("seeded");
+    fn histories_survive_restarts_and_compaction() {
+        let d = dir("histories");
         let store = EmbeddedStore::open(&d, G, 100).unwrap();
         stored(store.place(&write(1, "ann", 0)).unwrap());
         let eve = stored(store.place(&write(1, "eve", 0)).unwrap());
-        drop(store);
-        // Writes still in the log come back whole.
-        let store = EmbeddedStore::open(&d, G, 100).unwrap();
-        assert_eq!(store.history(1, 1).len(), 2);
-        assert_eq!(store.history_floor(), 0);
-        // Once compacted into the snapshot, only the last write survives,
-        // and the floor says older ones may have existed.
         assert!(store.compact_if_larger_than(0).unwrap());
+        stored(store.place(&write(2, "eve", 0)).unwrap());
         drop(store);
+        let store = EmbeddedStore::open(&d, G, 100).unwrap();
+        let who: Vec<_> = store
+            .history(1, 1)
+            .into_iter()
+            .map(|r| r.username)
+            .collect();
+        assert_eq!(who, ["eve", "ann"]);
+        assert_eq!(store.history_floor(), 0);
+        assert_eq!(store.user_pixels_since("ann", 0), vec![(1, 1)]);
+        let mut mine = store.user_pixels_since("eve", 0);
+        mine.sort();
+        assert_eq!(mine, vec![(1, 1), (2, 1)]);
+        drop(store);
+        // Without the history file (an older folder), each pixel keeps its
+        // last write, and the floor says older ones may have existed.
+        std::fs::remove_file(d.join(HISTORY_FILE)).unwrap();
         let store = EmbeddedStore::open(&d, G, 100).unwrap();
         let h = store.history(1, 1);
         assert_eq!(h.len(), 1);
         assert_eq!((h[0].username.as_str(), h[0].seq), ("eve", eve.seq));
         assert_eq!(h[0].color, Color([10, 20, 30]));
-        assert_eq!(store.history_floor(), eve.seq);
-        assert_eq!(store.user_pixels_since("eve", 0), vec![(1, 1)]);
-        assert!(store.user_pixels_since("ann", 0).is_empty());
+        assert_eq!(store.history_floor(), 3);
     }
 }
