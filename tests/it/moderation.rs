@@ -549,11 +549,17 @@ async fn moderation_works_in_the_single_process_too() {
         error_code(&place_ws(&mut eve, 2, 2, 2).await),
         ErrorCode::Banned
     );
-    // The ban is on disk: it holds across a restart.
+    // The ban and the history are on disk: both survive a restart.
     server.terminate().await;
     let server = Process::spawn("server", &env).await;
     let (_, body) = expect_error(put_pixel(&server.http(), 2, 2, "#000000", "eve").await).await;
     assert_eq!(body.error.code, ErrorCode::Banned);
+    let info: protocol::http::PixelInfo =
+        http::get_json(&format!("{}/api/pixel/1/1", server.http())).await;
+    let who: Vec<_> = info.history.iter().map(|h| h.username.as_str()).collect();
+    assert_eq!(who, ["~moderation", "eve", "ann"]);
+    let audit = audit(&server.http()).await.entries;
+    assert_eq!(audit.len(), 2, "{audit:?}");
 }
 
 #[tokio::test]
