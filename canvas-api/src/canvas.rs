@@ -187,15 +187,15 @@ impl Canvas {
                 Err(ApiError::Cooldown { retry_after_ms })
             }
             Ok(PlaceOutcome::IpLimited { retry_after_ms }) => {
-                m.placements_cooldown.inc();
+                m.placements_ip_limited.inc();
                 Err(ApiError::RateLimited { retry_after_ms })
             }
             Ok(PlaceOutcome::Banned) => {
-                m.placements_invalid.inc();
+                m.placements_moderated.inc();
                 Err(ApiError::Banned)
             }
             Ok(PlaceOutcome::Protected) => {
-                m.placements_invalid.inc();
+                m.placements_moderated.inc();
                 Err(ApiError::Protected)
             }
             Err(e) => {

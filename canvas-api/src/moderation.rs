@@ -187,6 +187,10 @@ impl Canvas {
         let events = self.store().rewrite(&writes, MODERATION_USER).await?;
         let seq = self.store().latest_seq().await?;
         let changed = events.len() as u64;
+        self.metrics().moderation_writes.add(changed);
+        if let Some(last) = events.last() {
+            self.metrics().seq.set(last.seq);
+        }
         Ok((
             events,
             ModerationResult {

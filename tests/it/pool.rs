@@ -151,6 +151,18 @@ async fn the_ip_pool_holds_across_gateways_and_for_direct_http() {
     assert_eq!(acks, 4);
     assert_eq!(refused, CONNECTIONS * 2 * EACH as usize - 4);
     assert!(shortest > 590_000, "{shortest}");
+    let metrics = crate::harness::http::client()
+        .get(format!("{}/metrics", stack.api.http()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!("canvas_placements_ip_limited_total {refused}\n")),
+        "{metrics}"
+    );
     // A direct PUT to canvas-api is counted by its peer address: the same.
     let (status, body) =
         expect_error(put_pixel(&stack.api.http(), 9, 9, "#000000", "fresh").await).await;
