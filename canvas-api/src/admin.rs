@@ -1,4 +1,4 @@
-//! The moderation API, `/api/admin/*`: bans, rollback, undo, protected
+//! The moderation API, `/api/admin/*`: bans (and their list), rollback, undo, protected
 //! rectangles, clearing, and the audit log. Every route needs
 //! `Authorization: Bearer <ADMIN_TOKEN>` (compared in constant time);
 //! without `ADMIN_TOKEN` configured they all answer 404
@@ -37,6 +37,7 @@ pub fn admin_routes() -> Router<AppState> {
     Router::new()
         .route("/api/admin/ban", post(ban))
         .route("/api/admin/unban", post(unban))
+        .route("/api/admin/bans", get(bans))
         .route("/api/admin/rollback", post(rollback))
         .route("/api/admin/undo", post(undo))
         .route("/api/admin/protect", post(protect))
@@ -236,6 +237,14 @@ async fn unban(
     Ok(Json(
         serde_json::json!({ "username": req.username, "wasBanned": was_banned }),
     ))
+}
+
+async fn bans(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<BanInfo>>, ApiError> {
+    authorize(&state, &headers, None)?;
+    Ok(Json(state.canvas.store().bans().await?))
 }
 
 async fn rollback(

@@ -59,6 +59,9 @@ pub mod canvas {
     /// Prefix of per-user ban keys (`canvas:ban:<username>`), a JSON
     /// [`crate::http::BanInfo`] with the ban's expiry as the key's TTL.
     pub const BAN_PREFIX: &str = "canvas:ban:";
+    /// Hash from username to the same JSON, for listing bans without a
+    /// keyspace scan; entries past their expiry are dropped when listed.
+    pub const BANS: &str = "canvas:bans";
     /// Hash from protection id to a JSON [`crate::http::Protection`].
     pub const PROTECTIONS: &str = "canvas:protections";
     /// The id of the last protection made.

@@ -73,11 +73,14 @@ describe("moderation page", { timeout: 120_000 }, () => {
   test("ban refuses the user's placements; unban restores them", async () => {
     await fill("ban", { username: "eve", reason: "griefing" });
     await waitResult(/"username": "eve"/);
+    await page.locator("#bans li").first().waitFor();
+    assert.match(await page.locator("#bans li").first().textContent(), /eve \(griefing; until unbanned; by mod_ann\)/);
     const refused = await put(7, 7, "#000000", "eve");
     assert.equal(refused.status, 403);
     assert.equal((await refused.json()).error.code, "banned");
-    await fill("unban", { username: "eve" });
+    await page.locator("#bans li button").first().click();
     await waitResult(/"wasBanned": true/);
+    await page.locator("#bans li").waitFor({ state: "detached" });
     assert.equal((await put(7, 7, "#000000", "eve")).status, 200);
   });
 

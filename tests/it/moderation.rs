@@ -46,6 +46,18 @@ async fn admin_ok<T: serde::de::DeserializeOwned>(
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {text}: {e}"))
 }
 
+async fn bans(base: &str) -> Vec<String> {
+    let r = http::client()
+        .get(format!("{base}/api/admin/bans"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("GET bans");
+    assert!(r.status().is_success(), "bans: {}", r.status());
+    let list: Vec<protocol::http::BanInfo> = r.json().await.expect("bans body");
+    list.into_iter().map(|b| b.username).collect()
+}
+
 async fn audit(base: &str) -> AuditPage {
     let r = http::client()
         .get(format!("{base}/api/admin/audit"))
@@ -237,8 +249,10 @@ async fn a_ban_refuses_placements_on_every_gateway_tells_the_user_and_unban_rest
     assert_eq!(before, after);
     // Others still place.
     paint(&b.http(), 5, 5, "#000000", "ann").await;
+    assert_eq!(bans(&api).await, ["eve"]);
 
     admin_ok::<serde_json::Value>(&api, "unban", json!({"username": "eve"})).await;
+    assert!(bans(&api).await.is_empty());
     assert!(matches!(
         place_ws(&mut eve_b, 6, 6, 4).await,
         ServerMessage::Ack { .. }

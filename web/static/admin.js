@@ -69,6 +69,27 @@ async function refreshAudit() {
   }
 }
 
+async function refreshBans() {
+  const list = await call("GET", "bans");
+  const ul = $("bans");
+  ul.replaceChildren();
+  for (const b of list) {
+    const li = document.createElement("li");
+    const until = b.until ? `until ${new Date(b.until).toLocaleString()}` : "until unbanned";
+    li.textContent = `${b.username} (${b.reason || "no reason"}; ${until}; by ${b.by}) `;
+    const lift = document.createElement("button");
+    lift.type = "button";
+    lift.textContent = "Unban";
+    lift.addEventListener("click", () => act(async () => {
+      const r = await call("POST", "unban", { username: b.username });
+      await refreshBans();
+      return r;
+    }));
+    li.append(lift);
+    ul.append(li);
+  }
+}
+
 async function refreshProtections() {
   const list = await call("GET", "protections");
   const ul = $("protections");
@@ -122,6 +143,7 @@ $("login").addEventListener("submit", async (event) => {
   try {
     await refreshAudit();
     await refreshProtections();
+    await refreshBans();
     show("Token accepted.");
   } catch { /* shown */ }
 });
@@ -132,15 +154,21 @@ $("forget").addEventListener("click", () => {
 });
 $("refresh").addEventListener("click", () => act(async () => "audit log refreshed"));
 
-onSubmit("ban", (f) => {
+onSubmit("ban", async (f) => {
   const minutes = f.elements.minutes.value;
-  return call("POST", "ban", {
+  const ban = await call("POST", "ban", {
     username: f.elements.username.value,
     reason: f.elements.reason.value || undefined,
     durationMs: minutes ? Number(minutes) * 60_000 : undefined,
   });
+  await refreshBans();
+  return ban;
 });
-onSubmit("unban", (f) => call("POST", "unban", { username: f.elements.username.value }));
+onSubmit("unban", async (f) => {
+  const r = await call("POST", "unban", { username: f.elements.username.value });
+  await refreshBans();
+  return r;
+});
 onSubmit("rollback", (f) => call("POST", "rollback", { ...rect(f), at: minutesAgo(f.elements.minutes.value) }));
 onSubmit("undo", (f) => call("POST", "undo", {
   username: f.elements.username.value,
@@ -158,5 +186,5 @@ onSubmit("clear", (f) => {
 
 showWho();
 if (session.get(TOKEN_KEY)) {
-  refreshAudit().then(refreshProtections).catch(() => {});
+  refreshAudit().then(refreshProtections).then(refreshBans).catch(() => {});
 }

@@ -347,6 +347,14 @@ impl CanvasStore {
         }
     }
 
+    /// The bans in force, by username.
+    pub async fn bans(&self) -> Result<Vec<BanInfo>, StoreError> {
+        match self {
+            CanvasStore::Redis(s) => s.bans(now_ms()).await,
+            CanvasStore::Embedded(s) => Ok(s.bans(now_ms())),
+        }
+    }
+
     /// Adds a protected rectangle; refused past [`MAX_PROTECTIONS`].
     pub async fn protect(
         &self,

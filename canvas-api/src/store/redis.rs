@@ -385,23 +385,51 @@ impl RedisStore {
         let mut conn = self.conn.clone();
         let key = format!("{}{}", keys::BAN_PREFIX, ban.username);
         let json = serde_json::to_string(ban).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(&key).arg(json);
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let set = pipe.cmd("SET").arg(&key).arg(&json);
         if let Some(until) = ban.until {
             // The ban ends by itself: the key expires.
-            cmd.arg("PXAT").arg(until.max(1));
+            set.arg("PXAT").arg(until.max(1));
         }
-        let _: () = cmd.query_async(&mut conn).await.map_err(unavailable)?;
+        pipe.ignore()
+            .hset(keys::BANS, &ban.username, &json)
+            .ignore();
+        let _: () = pipe.query_async(&mut conn).await.map_err(unavailable)?;
         Ok(())
     }
 
     pub async fn unban(&self, username: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
-        let removed: u64 = conn
+        let (removed, _): (u64, u64) = redis::pipe()
+            .atomic()
             .del(format!("{}{username}", keys::BAN_PREFIX))
+            .hdel(keys::BANS, username)
+            .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
         Ok(removed > 0)
+    }
+
+    /// Bans in force at `now` (ms); expired ones are dropped from the list.
+    pub async fn bans(&self, now: u64) -> Result<Vec<BanInfo>, StoreError> {
+        let mut conn = self.conn.clone();
+        let all: Vec<String> = conn.hvals(keys::BANS).await.map_err(unavailable)?;
+        let mut live = Vec::new();
+        for json in all {
+            let ban: BanInfo = serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("ban {json:?}: {e}")))?;
+            if ban.until.is_some_and(|u| u <= now) {
+                let _: u64 = conn
+                    .hdel(keys::BANS, &ban.username)
+                    .await
+                    .map_err(unavailable)?;
+            } else {
+                live.push(ban);
+            }
+        }
+        live.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(live)
     }
 
     pub async fn protect(

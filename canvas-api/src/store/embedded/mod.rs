@@ -521,6 +521,17 @@ impl EmbeddedStore {
         Ok(was)
     }
 
+    pub fn bans(&self, now: u64) -> Vec<BanInfo> {
+        let state = self.state();
+        state
+            .moderation
+            .bans
+            .values()
+            .filter(|b| b.until.is_none_or(|u| u > now))
+            .cloned()
+            .collect()
+    }
+
     pub fn protect(&self, rect: Rect, by: &str, at: u64) -> Result<Option<Protection>, StoreError> {
         let mut state = self.state();
         if state.moderation.protections.len() >= MAX_PROTECTIONS {
