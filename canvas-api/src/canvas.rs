@@ -1,17 +1,21 @@
-//! [`Canvas`]: the rules of the board (bounds, palette, username, cooldown)
-//! in front of its store. Used by canvas-api's routes and, in the
+//! [`Canvas`]: the rules of the board (bounds, palette, username, cooldown,
+//! pixel pools, per-IP limits) in front of its store. Used by canvas-api's routes and, in the
 //! single-process default, directly by the gateway.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use protocol::http::CanvasConfig;
 use protocol::username::is_valid_username;
 use protocol::{Color, PixelUpdated};
 
+use crate::config::CanvasArgs;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::palette::Palette;
-use crate::store::{CanvasStore, Geometry, PixelRecord, PlaceOutcome, Snapshot, Updates, Write};
+use crate::store::{
+    CanvasStore, Gcra, Geometry, PixelRecord, PlaceOutcome, Snapshot, Updates, Write,
+};
 
 /// The most events one `/api/updates` page carries.
 pub const MAX_UPDATES_PAGE: usize = 10_000;
@@ -34,19 +38,54 @@ struct Inner {
     store: CanvasStore,
     palette: Palette,
     cooldown_ms: u64,
+    pool: Option<Gcra>,
+    ip_pool: Option<Gcra>,
+    history_len: usize,
+    /// The moderation API's bearer token; `None` disables it.
+    admin_token: Option<String>,
     metrics: Arc<Metrics>,
 }
 
 impl Canvas {
+    /// A board with a cooldown and nothing else (no pools, no moderation).
     pub fn new(store: CanvasStore, palette: Palette, cooldown_ms: u64) -> Self {
         Canvas {
             inner: Arc::new(Inner {
                 store,
                 palette,
                 cooldown_ms,
+                pool: None,
+                ip_pool: None,
+                history_len: crate::store::embedded::DEFAULT_HISTORY_LEN,
+                admin_token: None,
                 metrics: Arc::new(Metrics::default()),
             }),
         }
+    }
+
+    /// A board with every rule the configuration names.
+    pub fn from_args(store: CanvasStore, args: &CanvasArgs) -> Self {
+        Canvas {
+            inner: Arc::new(Inner {
+                store,
+                palette: args.palette.clone(),
+                cooldown_ms: args.cooldown_ms,
+                pool: args.pool(),
+                ip_pool: args.ip_pool(),
+                history_len: args.history_len as usize,
+                admin_token: args.admin_token.clone(),
+                metrics: Arc::new(Metrics::default()),
+            }),
+        }
+    }
+
+    pub fn admin_token(&self) -> Option<&str> {
+        self.inner.admin_token.as_deref()
+    }
+
+    /// How many placements each pixel's history keeps.
+    pub fn history_len(&self) -> usize {
+        self.inner.history_len
     }
 
     pub fn store(&self) -> &CanvasStore {
@@ -71,6 +110,8 @@ impl Canvas {
             palette: self.inner.palette.colors().to_vec(),
             any_color: self.inner.palette.is_any(),
             cooldown_ms: self.inner.cooldown_ms,
+            pool_size: self.inner.pool.map(|p| p.size),
+            pool_refill_ms: self.inner.pool.map(|p| p.refill_ms),
             seq,
         })
     }
@@ -105,20 +146,27 @@ impl Canvas {
             color,
             username: username.to_owned(),
             cooldown_ms: self.inner.cooldown_ms,
+            pool: self.inner.pool,
+            ip_pool: None,
         })
     }
 
-    /// Validates and stores one pixel. `Ok` means stored.
+    /// Validates and stores one pixel. `Ok` means stored. `ip` is the
+    /// placing client's address, counted against the per-IP pool.
     pub async fn place(
         &self,
         x: i64,
         y: i64,
         color: &str,
         username: &str,
+        ip: Option<IpAddr>,
     ) -> Result<PixelUpdated, ApiError> {
         let m = &self.inner.metrics;
         let write = match self.validate(x, y, color, username) {
-            Ok(w) => w,
+            Ok(w) => Write {
+                ip_pool: self.inner.ip_pool.zip(ip).map(|(pool, ip)| (ip, pool)),
+                ..w
+            },
             Err(e) => {
                 m.placements_invalid.inc();
                 return Err(e);
@@ -133,9 +181,22 @@ impl Canvas {
                 m.seq.set(event.seq);
                 Ok(event)
             }
-            Ok(PlaceOutcome::Cooldown { retry_after_ms }) => {
+            Ok(PlaceOutcome::Cooldown { retry_after_ms })
+            | Ok(PlaceOutcome::PoolEmpty { retry_after_ms }) => {
                 m.placements_cooldown.inc();
                 Err(ApiError::Cooldown { retry_after_ms })
+            }
+            Ok(PlaceOutcome::IpLimited { retry_after_ms }) => {
+                m.placements_ip_limited.inc();
+                Err(ApiError::RateLimited { retry_after_ms })
+            }
+            Ok(PlaceOutcome::Banned) => {
+                m.placements_moderated.inc();
+                Err(ApiError::Banned)
+            }
+            Ok(PlaceOutcome::Protected) => {
+                m.placements_moderated.inc();
+                Err(ApiError::Protected)
             }
             Err(e) => {
                 m.placements_failed.inc();

@@ -39,11 +39,76 @@ pub struct CanvasArgs {
     #[arg(long = "replay-log-len", env = "REPLAY_LOG_LEN", default_value_t = 100_000,
           value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     pub replay_log_len: u64,
+
+    /// Placements remembered per pixel, for rollback and undo.
+    #[arg(long = "history-len", env = "HISTORY_LEN", default_value_t = 16,
+          value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub history_len: u64,
+
+    /// Pixel pool per user: up to this many pixels at once, one back every
+    /// POOL_REFILL_MS; 0 disables (then COOLDOWN_MS alone applies; set
+    /// COOLDOWN_MS=0 to use the pool alone).
+    #[arg(long = "pool-size", env = "POOL_SIZE", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub pool_size: u32,
+
+    /// Milliseconds for one pixel to come back to a user's pool.
+    #[arg(long = "pool-refill-ms", env = "POOL_REFILL_MS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
+    pub pool_refill_ms: u64,
+
+    /// Pixel pool per client IP (IPv6 per /64), across every gateway: up to
+    /// this many placements at once, one back every IP_POOL_REFILL_MS; 0
+    /// disables.
+    #[arg(long = "ip-pool-size", env = "IP_POOL_SIZE", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub ip_pool_size: u32,
+
+    /// Milliseconds for one placement to come back to an IP's pool.
+    #[arg(long = "ip-pool-refill-ms", env = "IP_POOL_REFILL_MS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
+    pub ip_pool_refill_ms: u64,
+
+    /// Bearer token of the moderation API (`/api/admin/*`); unset disables
+    /// moderation. At least 16 characters.
+    #[arg(long = "admin-token", env = "ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 impl CanvasArgs {
-    /// Checks what clap cannot: the board's total size.
+    /// The user pixel pool, when configured.
+    pub fn pool(&self) -> Option<crate::store::Gcra> {
+        (self.pool_size > 0).then_some(crate::store::Gcra {
+            size: self.pool_size,
+            refill_ms: self.pool_refill_ms,
+        })
+    }
+
+    /// The per-IP pixel pool, when configured.
+    pub fn ip_pool(&self) -> Option<crate::store::Gcra> {
+        (self.ip_pool_size > 0).then_some(crate::store::Gcra {
+            size: self.ip_pool_size,
+            refill_ms: self.ip_pool_refill_ms,
+        })
+    }
+
+    /// Checks what clap cannot: the board's total size, pools that are
+    /// whole, and an admin token worth the name.
     pub fn validate(&self) -> Result<(), String> {
+        if self.pool_size > 0 && self.pool_refill_ms == 0 {
+            return Err("POOL_SIZE is set, so POOL_REFILL_MS must be at least 1".into());
+        }
+        if self.ip_pool_size > 0 && self.ip_pool_refill_ms == 0 {
+            return Err("IP_POOL_SIZE is set, so IP_POOL_REFILL_MS must be at least 1".into());
+        }
+        if let Some(token) = &self.admin_token
+            && token.chars().count() < 16
+        {
+            return Err(
+                "ADMIN_TOKEN must be at least 16 characters (unset it to disable moderation)"
+                    .into(),
+            );
+        }
         let bytes = u64::from(self.width) * u64::from(self.height) * 3;
         if bytes > MAX_BOARD_BYTES {
             return Err(format!(
@@ -319,14 +384,41 @@ mod tests {
     }
 
     #[test]
-    fn an_oversized_board_is_refused() {
+    fn an_oversized_board_a_partial_pool_and_a_short_token_are_refused() {
         let canvas = CanvasArgs {
             width: 16_384,
             height: 16_384,
             palette: Palette::default(),
             cooldown_ms: 0,
             replay_log_len: 1,
+            history_len: 16,
+            pool_size: 0,
+            pool_refill_ms: 0,
+            ip_pool_size: 0,
+            ip_pool_refill_ms: 0,
+            admin_token: None,
         };
         assert!(canvas.validate().unwrap_err().contains("CANVAS_WIDTH"));
+        let small = CanvasArgs {
+            width: 10,
+            height: 10,
+            ..canvas
+        };
+        assert!(small.validate().is_ok());
+        let pool = CanvasArgs {
+            pool_size: 3,
+            ..small.clone()
+        };
+        assert!(pool.validate().unwrap_err().contains("POOL_REFILL_MS"));
+        let ip = CanvasArgs {
+            ip_pool_size: 3,
+            ..small.clone()
+        };
+        assert!(ip.validate().unwrap_err().contains("IP_POOL_REFILL_MS"));
+        let token = CanvasArgs {
+            admin_token: Some("short".into()),
+            ..small
+        };
+        assert!(token.validate().unwrap_err().contains("ADMIN_TOKEN"));
     }
 }

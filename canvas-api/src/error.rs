@@ -27,6 +27,16 @@ pub enum ApiError {
     InvalidUsername(String),
     #[error("you can place another pixel in {}.{:03} s", retry_after_ms / 1000, retry_after_ms % 1000)]
     Cooldown { retry_after_ms: u64 },
+    #[error("too many placements from your address; retry in {}.{:03} s", retry_after_ms / 1000, retry_after_ms % 1000)]
+    RateLimited { retry_after_ms: u64 },
+    #[error("you are banned from placing pixels")]
+    Banned,
+    #[error("this pixel is protected by the moderators")]
+    Protected,
+    #[error("the admin routes need `Authorization: Bearer <ADMIN_TOKEN>`")]
+    Unauthorized,
+    #[error("moderation is disabled: no ADMIN_TOKEN is configured")]
+    ModerationDisabled,
     #[error("nobody has placed the pixel at ({x}, {y})")]
     NeverPlaced { x: u32, y: u32 },
     #[error(
@@ -56,6 +66,11 @@ impl ApiError {
             ApiError::InvalidColor(_) => ErrorCode::InvalidColor,
             ApiError::InvalidUsername(_) => ErrorCode::InvalidUsername,
             ApiError::Cooldown { .. } => ErrorCode::Cooldown,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::Banned => ErrorCode::Banned,
+            ApiError::Protected => ErrorCode::Protected,
+            ApiError::Unauthorized => ErrorCode::Unauthorized,
+            ApiError::ModerationDisabled => ErrorCode::ModerationDisabled,
             ApiError::NeverPlaced { .. } => ErrorCode::NeverPlaced,
             ApiError::Gone { .. } => ErrorCode::Gone,
             ApiError::NotFound(_) => ErrorCode::NotFound,
@@ -68,7 +83,9 @@ impl ApiError {
 
     pub fn retry_after_ms(&self) -> Option<u64> {
         match self {
-            ApiError::Cooldown { retry_after_ms } => Some(*retry_after_ms),
+            ApiError::Cooldown { retry_after_ms } | ApiError::RateLimited { retry_after_ms } => {
+                Some(*retry_after_ms)
+            }
             ApiError::Remote(detail) => detail.retry_after_ms,
             _ => None,
         }
@@ -84,7 +101,11 @@ impl ApiError {
             | ErrorCode::FrameTooLarge
             | ErrorCode::BinaryNotSupported => StatusCode::BAD_REQUEST,
             ErrorCode::Cooldown | ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::NeverPlaced | ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::NeverPlaced | ErrorCode::NotFound | ErrorCode::ModerationDisabled => {
+                StatusCode::NOT_FOUND
+            }
+            ErrorCode::Banned | ErrorCode::Protected => StatusCode::FORBIDDEN,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::Gone => StatusCode::GONE,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

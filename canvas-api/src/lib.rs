@@ -3,6 +3,7 @@
 //! over HTTP. The gateway links this crate too, to run everything in one
 //! process when no Redis is configured.
 
+pub mod admin;
 pub mod announce;
 pub mod canvas;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod error;
 pub mod listen;
 pub mod maintenance;
 pub mod metrics;
+pub mod moderation;
 pub mod notices;
 pub mod palette;
 pub mod process;
@@ -91,15 +93,21 @@ pub async fn open_store(
     };
     Ok(match redis {
         Some(info) => store::CanvasStore::Redis(
-            store::RedisStore::connect(info, geometry, canvas.replay_log_len)
-                .await
-                .map_err(|e| anyhow::anyhow!("Redis: {e}"))?,
+            store::RedisStore::connect(
+                info,
+                geometry,
+                canvas.replay_log_len,
+                canvas.history_len as usize,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("Redis: {e}"))?,
         ),
         None => {
             let dir = store.data_dir.clone();
             let log_len = canvas.replay_log_len;
+            let history_len = canvas.history_len as usize;
             let embedded = tokio::task::spawn_blocking(move || {
-                store::EmbeddedStore::open(&dir, geometry, log_len)
+                store::EmbeddedStore::open_with_history(&dir, geometry, log_len, history_len)
             })
             .await??;
             store::CanvasStore::Embedded(embedded)

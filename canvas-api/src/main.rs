@@ -43,11 +43,7 @@ async fn main() -> anyhow::Result<()> {
         canvas_api::store::CanvasStore::Redis(r) => Announcer::Redis(r.connection()),
         canvas_api::store::CanvasStore::Embedded(_) => Announcer::Nobody,
     };
-    let canvas = Canvas::new(
-        store.clone(),
-        config.canvas.palette.clone(),
-        config.canvas.cooldown_ms,
-    );
+    let canvas = Canvas::from_args(store.clone(), &config.canvas);
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     canvas_api::maintenance::spawn(store, &tracker, cancel.clone());

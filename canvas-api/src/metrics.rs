@@ -76,6 +76,9 @@ pub struct Metrics {
     pub placements_cooldown: Counter,
     pub placements_invalid: Counter,
     pub placements_failed: Counter,
+    pub placements_ip_limited: Counter,
+    pub placements_moderated: Counter,
+    pub moderation_writes: Counter,
     pub publish_failures: Counter,
     pub seq: Gauge,
     pub store_latency: Latency,
@@ -93,7 +96,7 @@ impl Metrics {
         write_counter(
             out,
             "canvas_placements_cooldown_total",
-            "Pixel writes refused by the cooldown.",
+            "Pixel writes refused by the cooldown or the user's pixel pool.",
             "counter",
             self.placements_cooldown.get(),
         );
@@ -110,6 +113,27 @@ impl Metrics {
             "Pixel writes failed because the store was unavailable.",
             "counter",
             self.placements_failed.get(),
+        );
+        write_counter(
+            out,
+            "canvas_placements_ip_limited_total",
+            "Pixel writes refused by the per-IP pool.",
+            "counter",
+            self.placements_ip_limited.get(),
+        );
+        write_counter(
+            out,
+            "canvas_placements_moderated_total",
+            "Pixel writes refused because the user is banned or the pixel protected.",
+            "counter",
+            self.placements_moderated.get(),
+        );
+        write_counter(
+            out,
+            "canvas_moderation_writes_total",
+            "Pixels rewritten by rollback or undo.",
+            "counter",
+            self.moderation_writes.get(),
         );
         write_counter(
             out,

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -41,6 +41,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/canvas", get(canvas_legacy))
         .route("/api/pixel/{x}/{y}", get(pixel_info))
         .route("/api/updates", get(updates))
+        .merge(crate::admin::admin_routes())
 }
 
 async fn config(
@@ -51,6 +52,7 @@ async fn config(
 
 async fn place_pixel(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<PlacePixelResponse>, ApiError> {
@@ -69,9 +71,18 @@ async fn place_pixel(
     // answers its client itself; any other caller placed over HTTP, and the
     // user's connections hear the answer too.
     let over_http = !headers.contains_key(HEADER_PUBLISHED_BY_CALLER);
+    // canvas-api is an internal service: only a gateway (which says so
+    // with the header) speaks for its client's address; anyone else is
+    // counted by the address they connect from.
+    let ip = match (&req.ip, over_http) {
+        (Some(ip), false) => Some(ip.parse().map_err(|_| {
+            ApiError::BadRequest(format!("`ip` must be an IP address, got {ip:?}"))
+        })?),
+        _ => Some(peer.ip()),
+    };
     let event = match state
         .canvas
-        .place(req.x, req.y, &req.color, &req.username)
+        .place(req.x, req.y, &req.color, &req.username, ip)
         .await
     {
         Ok(event) => event,
@@ -171,6 +182,19 @@ async fn pixel_info(
 ) -> Result<Json<PixelInfo>, ApiError> {
     let (x, y) = (parse_coordinate("x", &x)?, parse_coordinate("y", &y)?);
     let record = state.canvas.pixel(x, y).await?;
+    let history = state
+        .canvas
+        .store()
+        .history(x as u32, y as u32)
+        .await?
+        .into_iter()
+        .map(|r| protocol::http::HistoryEntry {
+            color: r.color,
+            username: r.username,
+            timestamp: r.timestamp,
+            seq: r.seq,
+        })
+        .collect();
     Ok(Json(PixelInfo {
         x: x as u32,
         y: y as u32,
@@ -178,6 +202,7 @@ async fn pixel_info(
         username: record.username,
         timestamp: record.timestamp,
         seq: record.seq,
+        history,
     }))
 }
 

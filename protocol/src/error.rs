@@ -37,6 +37,14 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// A fault on our side; the cause is in the server's log.
     Internal,
+    /// The user is banned by a moderator and may not place pixels.
+    Banned,
+    /// The pixel lies in a rectangle protected by a moderator.
+    Protected,
+    /// An admin route without the right `Authorization: Bearer` token.
+    Unauthorized,
+    /// An admin route while no `ADMIN_TOKEN` is configured.
+    ModerationDisabled,
     /// A code this build does not know (sent by a newer server).
     #[serde(other)]
     Unknown,
@@ -60,6 +68,10 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::Internal => "internal",
+            ErrorCode::Banned => "banned",
+            ErrorCode::Protected => "protected",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::ModerationDisabled => "moderation_disabled",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -93,6 +105,10 @@ mod tests {
             ErrorCode::NotFound,
             ErrorCode::PayloadTooLarge,
             ErrorCode::Internal,
+            ErrorCode::Banned,
+            ErrorCode::Protected,
+            ErrorCode::Unauthorized,
+            ErrorCode::ModerationDisabled,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

@@ -30,6 +30,12 @@ pub struct CanvasConfig {
     #[serde(default)]
     pub any_color: bool,
     pub cooldown_ms: u64,
+    /// The pixel pool: a user holds up to `poolSize` pixels and gets one
+    /// back every `poolRefillMs` (absent: no pool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_size: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_refill_ms: Option<u64>,
     /// The canvas-wide `seq` when the config was read.
     #[serde(default)]
     pub seq: u64,
@@ -43,6 +49,12 @@ pub struct PlacePixelRequest {
     pub y: i64,
     pub color: String,
     pub username: String,
+    /// The placing client's IP, for per-IP limits. canvas-api believes it
+    /// only from a gateway (a request carrying
+    /// [`HEADER_PUBLISHED_BY_CALLER`]); anyone else is limited by the
+    /// address they connect from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
 }
 
 /// `PUT /api/pixel` response.
@@ -64,6 +76,165 @@ pub struct PixelInfo {
     pub username: String,
     pub timestamp: u64,
     pub seq: u64,
+    /// The pixel's recent placements, newest first (the first is this one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// One placement in a pixel's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub color: Color,
+    pub username: String,
+    pub timestamp: u64,
+    pub seq: u64,
+}
+
+/// A rectangle of pixels, both corners included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rect {
+    pub x0: u32,
+    pub y0: u32,
+    pub x1: u32,
+    pub y1: u32,
+}
+
+impl Rect {
+    pub fn contains(&self, x: u32, y: u32) -> bool {
+        (self.x0..=self.x1).contains(&x) && (self.y0..=self.y1).contains(&y)
+    }
+
+    pub fn area(&self) -> u64 {
+        (u64::from(self.x1) - u64::from(self.x0) + 1)
+            * (u64::from(self.y1) - u64::from(self.y0) + 1)
+    }
+}
+
+/// `POST /api/admin/ban`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BanRequest {
+    pub username: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// How long the ban lasts; absent: until unbanned.
+    #[serde(default)]
+    pub duration_ms: Option<u64>,
+    /// The admin acting (for the audit log); default `admin`.
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+/// A ban as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BanInfo {
+    pub username: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// When it ends (ms since the epoch); absent: never.
+    #[serde(default)]
+    pub until: Option<u64>,
+    pub by: String,
+    pub at: u64,
+}
+
+/// `POST /api/admin/unban`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnbanRequest {
+    pub username: String,
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+/// `POST /api/admin/rollback`: every pixel of `rect` back to what it showed
+/// at `at` (ms since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackRequest {
+    #[serde(flatten)]
+    pub rect: Rect,
+    pub at: u64,
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+/// `POST /api/admin/undo`: every pixel `username` placed since `since` (ms
+/// since the epoch) back to what it showed before, unless someone else
+/// placed there later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UndoRequest {
+    pub username: String,
+    pub since: u64,
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+/// `POST /api/admin/protect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtectRequest {
+    #[serde(flatten)]
+    pub rect: Rect,
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+/// A protected rectangle, as listed by `GET /api/admin/protections`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Protection {
+    pub id: u64,
+    #[serde(flatten)]
+    pub rect: Rect,
+    pub by: String,
+    pub at: u64,
+}
+
+/// `POST /api/admin/unprotect`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnprotectRequest {
+    pub id: u64,
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+/// `POST /api/admin/clear`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClearRequest {
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+/// What a moderation action did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModerationResult {
+    /// Pixels rewritten (each one a seq'd `pixel_updated`).
+    pub changed: u64,
+    /// Pixels left as they are: already right, or placed on meanwhile.
+    pub skipped: u64,
+    /// Pixels whose history did not reach back far enough; they were set
+    /// to the background color.
+    pub unknown: u64,
+    /// The canvas-wide `seq` after the action.
+    pub seq: u64,
+}
+
+/// One line of the audit log, `GET /api/admin/audit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// ms since the epoch.
+    pub at: u64,
+    pub by: String,
+    /// `ban`, `unban`, `rollback`, `undo`, `protect`, `unprotect`, `clear`.
+    pub action: String,
+    /// What it was done to, and what came of it, in words.
+    pub detail: String,
+}
+
+/// `GET /api/admin/audit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditPage {
+    /// Newest first.
+    pub entries: Vec<AuditEntry>,
 }
 
 /// `GET /api/updates?since=SEQ`.

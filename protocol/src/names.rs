@@ -47,4 +47,32 @@ pub mod canvas {
     /// `FLUSHALL`) lost this key too, so the next read sets a new one and
     /// every `seq` a client holds from before is recognisably stale.
     pub const EPOCH: &str = "canvas:epoch";
+    /// Prefix of per-pixel history lists (`canvas:history:<pixel index>`),
+    /// newest first, each entry `"<seq>:<timestamp>:<#RRGGBB>:<username>"`,
+    /// trimmed to `HISTORY_LEN`. Keyed per pixel so a chunked board can
+    /// place them beside their chunk.
+    pub const HISTORY_PREFIX: &str = "canvas:history:";
+    /// Prefix of per-user sorted sets of the pixel indexes a user placed
+    /// (`canvas:user-pixels:<username>`, scored by timestamp), bounded: what
+    /// "undo a user" reads instead of scanning the board.
+    pub const USER_PIXELS_PREFIX: &str = "canvas:user-pixels:";
+    /// Prefix of per-user ban keys (`canvas:ban:<username>`), a JSON
+    /// [`crate::http::BanInfo`] with the ban's expiry as the key's TTL.
+    pub const BAN_PREFIX: &str = "canvas:ban:";
+    /// Hash from username to the same JSON, for listing bans without a
+    /// keyspace scan; entries past their expiry are dropped when listed.
+    pub const BANS: &str = "canvas:bans";
+    /// Hash from protection id to a JSON [`crate::http::Protection`].
+    pub const PROTECTIONS: &str = "canvas:protections";
+    /// The id of the last protection made.
+    pub const PROTECTION_ID: &str = "canvas:protection-id";
+    /// List of JSON [`crate::http::AuditEntry`], newest first, bounded.
+    pub const AUDIT: &str = "canvas:audit";
+    /// `"<seq>:<timestamp>"` of the last board clear.
+    pub const CLEARED: &str = "canvas:cleared";
+    /// Prefix of per-user pixel-pool keys (`pool:<username>`): the GCRA
+    /// "theoretical arrival time" in ms, expiring when the pool is full.
+    pub const POOL_PREFIX: &str = "pool:";
+    /// Prefix of per-IP pixel-pool keys (`ip-pool:<ip>`), as above.
+    pub const IP_POOL_PREFIX: &str = "ip-pool:";
 }

@@ -2,6 +2,7 @@
 //! replay log: the board in this process, or a separate canvas-api over a
 //! pooled keep-alive HTTP client (the Kubernetes shape).
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use canvas_api::{ApiError, Canvas};
@@ -38,10 +39,11 @@ impl CanvasBackend {
         y: i64,
         color: &str,
         username: &str,
+        ip: Option<IpAddr>,
     ) -> Result<PixelUpdated, ApiError> {
         match self {
-            CanvasBackend::InProcess(canvas) => canvas.place(x, y, color, username).await,
-            CanvasBackend::Remote(remote) => remote.place(x, y, color, username).await,
+            CanvasBackend::InProcess(canvas) => canvas.place(x, y, color, username, ip).await,
+            CanvasBackend::Remote(remote) => remote.place(x, y, color, username, ip).await,
         }
     }
 
@@ -102,12 +104,14 @@ impl RemoteCanvas {
         y: i64,
         color: &str,
         username: &str,
+        ip: Option<IpAddr>,
     ) -> Result<PixelUpdated, ApiError> {
         let body = PlacePixelRequest {
             x,
             y,
             color: color.to_owned(),
             username: username.to_owned(),
+            ip: ip.map(|ip| ip.to_string()),
         };
         let response = self
             .http

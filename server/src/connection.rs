@@ -3,6 +3,7 @@
 //! the hub's frames. Nothing else writes to the socket, so nothing needs a
 //! lock.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -101,7 +102,8 @@ impl Drop for Registration<'_> {
     }
 }
 
-pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
+/// `ip` is the client's address, counted by the per-IP placement pool.
+pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String, ip: IpAddr) {
     let mut reg = Registration::new(&gw, username);
     // Subscribe before `connected`, so no event between the two is missed.
     let mut events = gw.hub.subscribe();
@@ -226,7 +228,7 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String) {
                             Ok(slot) => {
                                 in_flight
                                     .get_or_insert_with(FuturesUnordered::new)
-                                    .push(place(gw.clone(), x, y, color, reg.username.clone(), id, slot));
+                                    .push(place(gw.clone(), (x, y), color, reg.username.clone(), ip, id, slot));
                                 None
                             }
                             Err(_) => {
@@ -324,15 +326,15 @@ fn handle_text(text: &str, reg: &mut Registration<'_>) -> Action {
 // from the replay log).
 async fn place(
     gw: Gateway,
-    x: i64,
-    y: i64,
+    (x, y): (i64, i64),
     color: String,
     username: String,
+    ip: IpAddr,
     id: Option<u64>,
     // Held until the answer is ready: one of the gateway's placement slots.
     _slot: OwnedSemaphorePermit,
 ) -> Message {
-    match gw.backend.place(x, y, &color, &username).await {
+    match gw.backend.place(x, y, &color, &username, Some(ip)).await {
         Ok(event) => {
             let seq = event.seq;
             let started = std::time::Instant::now();

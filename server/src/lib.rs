@@ -149,11 +149,7 @@ impl Gateway {
                     canvas_api::open_store(&config.canvas, redis_info.clone(), &config.store)
                         .await?;
                 canvas_api::maintenance::spawn(store.clone(), &background, background_stop.clone());
-                CanvasBackend::InProcess(Canvas::new(
-                    store,
-                    config.canvas.palette.clone(),
-                    config.canvas.cooldown_ms,
-                ))
+                CanvasBackend::InProcess(Canvas::from_args(store, &config.canvas))
             }
         };
         let canvas_config = fetch_config(&backend).await?;

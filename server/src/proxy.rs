@@ -14,11 +14,14 @@ use crate::backend::RemoteCanvas;
 /// The largest request body passed on.
 const MAX_BODY: usize = 64 * 1024;
 
-/// Request headers passed on to canvas-api.
-const FORWARD_REQUEST: [HeaderName; 3] = [
+/// Request headers passed on to canvas-api (the moderation API's token and
+/// admin name too, so the admin page works from a gateway's origin).
+const FORWARD_REQUEST: [HeaderName; 5] = [
     header::CONTENT_TYPE,
     header::ACCEPT,
     header::ACCEPT_ENCODING,
+    header::AUTHORIZATION,
+    HeaderName::from_static(canvas_api::admin::HEADER_ADMIN_NAME),
 ];
 /// Response headers passed back.
 const FORWARD_RESPONSE: [&str; 10] = [

@@ -3,11 +3,12 @@
 //! here or passed through to canvas-api).
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -32,6 +33,7 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/ws", get(ws_only))
         .route("/", get(root))
         .route("/index.html", get(static_file))
+        .route("/admin.html", get(static_file))
         .route("/static/{*path}", get(static_file))
         .route("/healthz", get(canvas_api::routes::healthz))
         .route("/readyz", get(readyz))
@@ -56,13 +58,21 @@ pub fn router(gateway: Gateway) -> Router {
     canvas_api::http_layers(router)
 }
 
+/// The address a client's placements are counted under by the per-IP
+/// pool: the socket's peer. One function, so a proxy-aware lookup
+/// (`TRUSTED_PROXIES`, `X-Forwarded-For`) can take its place.
+pub fn placement_ip(peer: SocketAddr) -> IpAddr {
+    peer.ip().to_canonical()
+}
+
 async fn ws_only(
     State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     match upgrade {
-        Ok(upgrade) => accept(gw, query, upgrade),
+        Ok(upgrade) => accept(gw, query, upgrade, placement_ip(peer)),
         Err(rejection) => (
             StatusCode::UPGRADE_REQUIRED,
             [(header::UPGRADE, "websocket")],
@@ -75,11 +85,12 @@ async fn ws_only(
 /// `/`: the web client, or a WebSocket when the request is an upgrade.
 async fn root(
     State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     match upgrade {
-        Ok(upgrade) => accept(gw, query, upgrade),
+        Ok(upgrade) => accept(gw, query, upgrade, placement_ip(peer)),
         Err(_) => web::file("/").expect("index is embedded"),
     }
 }
@@ -88,7 +99,12 @@ async fn static_file(uri: Uri) -> Response {
     web::file(uri.path()).unwrap_or_else(|| StatusCode::NOT_FOUND.into_response())
 }
 
-fn accept(gw: Gateway, query: HashMap<String, String>, upgrade: WebSocketUpgrade) -> Response {
+fn accept(
+    gw: Gateway,
+    query: HashMap<String, String>,
+    upgrade: WebSocketUpgrade,
+    ip: IpAddr,
+) -> Response {
     if gw.shutdown.is_cancelled() {
         gw.metrics.connections_refused.inc();
         return (StatusCode::SERVICE_UNAVAILABLE, "gateway shutting down").into_response();
@@ -116,7 +132,7 @@ fn accept(gw: Gateway, query: HashMap<String, String>, upgrade: WebSocketUpgrade
             }
             let tracker = gw.connections.clone();
             tracker
-                .track_future(connection::serve(socket, gw, username))
+                .track_future(connection::serve(socket, gw, username, ip))
                 .await;
         })
 }

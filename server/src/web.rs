@@ -13,6 +13,17 @@ const JS: &str = "text/javascript; charset=utf-8";
 const FILES: &[(&str, &str, &[u8])] = &[
     ("/", HTML, include_bytes!("../../web/index.html")),
     ("/index.html", HTML, include_bytes!("../../web/index.html")),
+    ("/admin.html", HTML, include_bytes!("../../web/admin.html")),
+    (
+        "/static/admin.js",
+        JS,
+        include_bytes!("../../web/static/admin.js"),
+    ),
+    (
+        "/static/admin.css",
+        CSS,
+        include_bytes!("../../web/static/admin.css"),
+    ),
     (
         "/static/style.css",
         CSS,
@@ -82,15 +93,16 @@ mod tests {
 
     #[test]
     fn every_file_the_page_loads_is_embedded() {
-        let index = text("/index.html");
         let mut wanted: Vec<String> = Vec::new();
-        for marker in ["src=\"", "href=\""] {
-            wanted.extend(
-                references(index, marker)
-                    .into_iter()
-                    .filter(|p| p.starts_with('/'))
-                    .map(str::to_owned),
-            );
+        for page in ["/index.html", "/admin.html"] {
+            for marker in ["src=\"", "href=\""] {
+                wanted.extend(
+                    references(text(page), marker)
+                        .into_iter()
+                        .filter(|p| p.starts_with('/'))
+                        .map(str::to_owned),
+                );
+            }
         }
         for (path, content_type, _) in FILES {
             if *content_type == JS {
@@ -100,6 +112,7 @@ mod tests {
             }
         }
         assert!(wanted.iter().any(|p| p == "/static/main.js"), "{wanted:?}");
+        assert!(wanted.iter().any(|p| p == "/static/admin.js"), "{wanted:?}");
         for path in &wanted {
             assert!(
                 file(path).is_some(),

@@ -10,6 +10,8 @@ mod faults;
 mod gateway;
 mod k8s;
 mod loadtest;
+mod moderation;
+mod pool;
 mod presence;
 mod redis_tls;
 mod shutdown;

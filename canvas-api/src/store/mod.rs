@@ -6,12 +6,24 @@
 //! here. Every store makes a write atomic: the pixel, its metadata, `seq`, the
 //! replay-log entry and the cooldown change together or not at all, and a
 //! write is acknowledged only once stored.
+//!
+//! Every store also keeps each pixel's recent history (`HISTORY_LEN`
+//! placements, keyed per pixel, never one board-wide structure that a
+//! moderation action would scan), the pixels each user placed, and the
+//! moderation state (bans, protected rectangles, the audit log) that a
+//! placement is checked against in the same atomic step.
 
 pub mod embedded;
+pub mod gcra;
 pub mod redis;
 
+use std::net::IpAddr;
+
 use bytes::Bytes;
+use protocol::http::{AuditEntry, BanInfo, Protection, Rect};
 use protocol::{Color, PixelUpdated};
+
+pub use self::gcra::Gcra;
 
 pub use self::embedded::EmbeddedStore;
 pub use self::redis::RedisStore;
@@ -52,16 +64,60 @@ pub struct Write {
     pub username: String,
     /// The cooldown this write starts for `username`; 0 for none.
     pub cooldown_ms: u64,
+    /// The user's pixel pool, when there is one.
+    pub pool: Option<Gcra>,
+    /// The placing client's address and its pool, when per-IP placement
+    /// limits are on.
+    pub ip_pool: Option<(IpAddr, Gcra)>,
 }
 
-/// What became of a write.
+/// What became of a write. Every refusal changed nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlaceOutcome {
     Stored(PixelUpdated),
-    /// Refused: the user's cooldown has this long to run. Nothing changed.
+    /// Refused: the user's cooldown has this long to run.
     Cooldown {
         retry_after_ms: u64,
     },
+    /// Refused: the user's pixel pool is empty; the next pixel comes back
+    /// in this long.
+    PoolEmpty {
+        retry_after_ms: u64,
+    },
+    /// Refused: the client's IP has placed its share; retry in this long.
+    IpLimited {
+        retry_after_ms: u64,
+    },
+    /// Refused: the user is banned.
+    Banned,
+    /// Refused: the pixel is in a protected rectangle.
+    Protected,
+}
+
+/// A moderation write: set (x, y) to `color`, but only if the pixel's last
+/// write is still `expected_seq` (0: nobody placed since the board began or
+/// was cleared), so a placement made meanwhile stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewrite {
+    pub x: u32,
+    pub y: u32,
+    pub color: Color,
+    pub expected_seq: u64,
+}
+
+/// The key a per-IP limit counts under: IPv4 addresses alone, IPv6 by
+/// their /64, since one host usually holds a whole /64.
+pub fn ip_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
 }
 
 /// The whole board at one `seq`.
@@ -179,6 +235,170 @@ impl CanvasStore {
         }
     }
 
+    /// The pixel's recent placements, newest first.
+    pub async fn history(&self, x: u32, y: u32) -> Result<Vec<PixelRecord>, StoreError> {
+        match self {
+            CanvasStore::Redis(s) => s.history(x, y).await,
+            CanvasStore::Embedded(s) => Ok(s.history(x, y)),
+        }
+    }
+
+    /// History entries at or below this `seq` may have had older ones that
+    /// were not kept (the embedded store's history starts at its last
+    /// start-up); 0 when histories are complete up to `HISTORY_LEN`.
+    pub fn history_floor(&self) -> u64 {
+        match self {
+            CanvasStore::Redis(_) => 0,
+            CanvasStore::Embedded(s) => s.history_floor(),
+        }
+    }
+
+    /// The histories of every pixel of `rect`, row by row.
+    pub async fn histories(
+        &self,
+        rect: Rect,
+    ) -> Result<Vec<((u32, u32), Vec<PixelRecord>)>, StoreError> {
+        let mut pixels = Vec::with_capacity(rect.area() as usize);
+        for y in rect.y0..=rect.y1 {
+            for x in rect.x0..=rect.x1 {
+                pixels.push((x, y));
+            }
+        }
+        self.histories_of(&pixels).await
+    }
+
+    /// The histories of these pixels.
+    pub async fn histories_of(
+        &self,
+        pixels: &[(u32, u32)],
+    ) -> Result<Vec<((u32, u32), Vec<PixelRecord>)>, StoreError> {
+        match self {
+            CanvasStore::Redis(s) => s.histories_of(pixels).await,
+            CanvasStore::Embedded(s) => Ok(pixels
+                .iter()
+                .map(|&(x, y)| ((x, y), s.history(x, y)))
+                .collect()),
+        }
+    }
+
+    /// The pixels `username` placed at or after `since` (ms), as far as
+    /// the bounded per-user index reaches.
+    pub async fn user_pixels_since(
+        &self,
+        username: &str,
+        since: u64,
+    ) -> Result<Vec<(u32, u32)>, StoreError> {
+        match self {
+            CanvasStore::Redis(s) => s.user_pixels_since(username, since).await,
+            CanvasStore::Embedded(s) => Ok(s.user_pixels_since(username, since)),
+        }
+    }
+
+    /// `(seq, timestamp)` of the last board clear.
+    pub async fn cleared(&self) -> Result<Option<(u64, u64)>, StoreError> {
+        match self {
+            CanvasStore::Redis(s) => s.cleared().await,
+            CanvasStore::Embedded(s) => Ok(s.cleared()),
+        }
+    }
+
+    /// Applies moderation writes as ordinary seq'd writes attributed to
+    /// `username`, skipping those whose pixel changed meanwhile. Returns the
+    /// events written, in `seq` order.
+    pub async fn rewrite(
+        &self,
+        writes: &[Rewrite],
+        username: &str,
+    ) -> Result<Vec<PixelUpdated>, StoreError> {
+        match self {
+            CanvasStore::Redis(s) => s.rewrite(writes, username).await,
+            CanvasStore::Embedded(s) => s.rewrite(writes, username),
+        }
+    }
+
+    /// Every pixel back to white, as one `seq` that the replay log cannot
+    /// serve across, so every receiver refetches the board. Returns the
+    /// clear's `(seq, timestamp)`.
+    pub async fn clear(&self) -> Result<(u64, u64), StoreError> {
+        match self {
+            CanvasStore::Redis(s) => s.clear().await,
+            // Writes and syncs a whole snapshot: off the async threads.
+            CanvasStore::Embedded(s) => {
+                let s = s.clone();
+                tokio::task::spawn_blocking(move || s.clear())
+                    .await
+                    .map_err(|e| StoreError::Unavailable(format!("clearing: {e}")))?
+            }
+        }
+    }
+
+    pub async fn ban(&self, ban: &BanInfo) -> Result<(), StoreError> {
+        match self {
+            CanvasStore::Redis(s) => s.ban(ban).await,
+            CanvasStore::Embedded(s) => s.ban(ban),
+        }
+    }
+
+    /// Lifts a ban; false when there was none.
+    pub async fn unban(&self, username: &str) -> Result<bool, StoreError> {
+        match self {
+            CanvasStore::Redis(s) => s.unban(username).await,
+            CanvasStore::Embedded(s) => s.unban(username),
+        }
+    }
+
+    /// The bans in force, by username.
+    pub async fn bans(&self) -> Result<Vec<BanInfo>, StoreError> {
+        match self {
+            CanvasStore::Redis(s) => s.bans(now_ms()).await,
+            CanvasStore::Embedded(s) => Ok(s.bans(now_ms())),
+        }
+    }
+
+    /// Adds a protected rectangle; refused past [`MAX_PROTECTIONS`].
+    pub async fn protect(
+        &self,
+        rect: Rect,
+        by: &str,
+        at: u64,
+    ) -> Result<Option<Protection>, StoreError> {
+        match self {
+            CanvasStore::Redis(s) => s.protect(rect, by, at).await,
+            CanvasStore::Embedded(s) => s.protect(rect, by, at),
+        }
+    }
+
+    /// Removes a protection; false when there was none.
+    pub async fn unprotect(&self, id: u64) -> Result<bool, StoreError> {
+        match self {
+            CanvasStore::Redis(s) => s.unprotect(id).await,
+            CanvasStore::Embedded(s) => s.unprotect(id),
+        }
+    }
+
+    pub async fn protections(&self) -> Result<Vec<Protection>, StoreError> {
+        match self {
+            CanvasStore::Redis(s) => s.protections().await,
+            CanvasStore::Embedded(s) => Ok(s.protections()),
+        }
+    }
+
+    /// Records a moderation action; the log keeps the last [`AUDIT_LEN`].
+    pub async fn audit_push(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        match self {
+            CanvasStore::Redis(s) => s.audit_push(entry).await,
+            CanvasStore::Embedded(s) => s.audit_push(entry),
+        }
+    }
+
+    /// The newest `limit` audit entries, newest first.
+    pub async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        match self {
+            CanvasStore::Redis(s) => s.audit(limit).await,
+            CanvasStore::Embedded(s) => Ok(s.audit(limit)),
+        }
+    }
+
     /// Makes what was acknowledged durable before the process exits.
     pub async fn flush(&self) -> Result<(), StoreError> {
         match self {
@@ -188,10 +408,33 @@ impl CanvasStore {
     }
 }
 
+/// The most protected rectangles at once: every placement is checked
+/// against each of them.
+pub const MAX_PROTECTIONS: usize = 64;
+/// Audit-log entries kept.
+pub const AUDIT_LEN: usize = 1000;
+/// Pixels remembered per user for "undo a user" (the newest are kept).
+pub const USER_PIXELS_LEN: usize = 10_000;
+
 /// Milliseconds since the Unix epoch on this machine's clock.
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ip_key;
+
+    #[test]
+    fn ip_keys_count_a_v6_host_by_its_64_and_unwrap_mapped_v4() {
+        let key = |s: &str| ip_key(s.parse().unwrap());
+        assert_eq!(key("203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:bbbb::9"), key("2001:db8:1:2:aaaa::1"));
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"));
+    }
 }

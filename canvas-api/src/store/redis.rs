@@ -8,6 +8,12 @@
 //! snapshot's bytes, its `seq` and its epoch always agree. Every read that
 //! hands out a `seq` first sets the epoch if there is none (`SET NX` of a
 //! new random id): a Redis that lost its data lost the epoch with it.
+//!
+//! Pixel history is one list per pixel (`canvas:history:<index>`), each
+//! user's placed pixels one sorted set, each ban one key: nothing a
+//! moderation action reads is board-wide, so a chunked layout over a Redis
+//! Cluster can keep them beside their chunk. Moderation writes go through
+//! [`rewrite.lua`](rewrite.lua), a clear through [`clear.lua`](clear.lua).
 
 use std::time::Duration;
 
@@ -17,7 +23,18 @@ use protocol::{Color, PixelUpdated};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script, Value};
 
-use super::{Geometry, PixelRecord, PlaceOutcome, Snapshot, StoreError, Updates, Write};
+use protocol::http::{AuditEntry, BanInfo, Protection, Rect};
+
+use super::{
+    AUDIT_LEN, Geometry, MAX_PROTECTIONS, PixelRecord, PlaceOutcome, Rewrite, Snapshot, StoreError,
+    USER_PIXELS_LEN, Updates, Write, ip_key,
+};
+
+/// Moderation writes per `rewrite.lua` call: Redis serves nothing else
+/// while a script runs, so a big rollback goes in slices.
+const REWRITE_BATCH: usize = 500;
+/// History reads per pipelined round trip.
+const HISTORY_BATCH: usize = 2000;
 
 /// How long one Redis call may take before the write is reported
 /// `unavailable` (the client is told; nothing is acknowledged).
@@ -28,8 +45,11 @@ pub struct RedisStore {
     conn: ConnectionManager,
     geometry: Geometry,
     log_len: u64,
+    history_len: usize,
     place: std::sync::Arc<Script>,
     updates: std::sync::Arc<Script>,
+    rewrite: std::sync::Arc<Script>,
+    clear: std::sync::Arc<Script>,
 }
 
 impl RedisStore {
@@ -39,14 +59,18 @@ impl RedisStore {
         info: redis::ConnectionInfo,
         geometry: Geometry,
         log_len: u64,
+        history_len: usize,
     ) -> Result<Self, StoreError> {
         let conn = connect_manager(info).await?;
         let store = RedisStore {
             conn,
             geometry,
             log_len,
+            history_len: history_len.max(1),
             place: std::sync::Arc::new(Script::new(include_str!("place.lua"))),
             updates: std::sync::Arc::new(Script::new(include_str!("updates.lua"))),
+            rewrite: std::sync::Arc::new(Script::new(include_str!("rewrite.lua"))),
+            clear: std::sync::Arc::new(Script::new(include_str!("clear.lua"))),
         };
         store.claim_dimensions().await?;
         Ok(store)
@@ -84,6 +108,11 @@ impl RedisStore {
         let stored = [255 - r, 255 - g, 255 - b];
         let color = write.color.to_string();
         let mut conn = self.conn.clone();
+        let (pool_size, pool_refill) = write.pool.map_or((0, 0), |p| (p.size, p.refill_ms));
+        let (ip, ip_size, ip_refill) = match write.ip_pool {
+            Some((ip, p)) => (ip_key(ip), p.size, p.refill_ms),
+            None => (String::new(), 0, 0),
+        };
         let reply: Vec<i64> = self
             .place
             .key(keys::BOARD)
@@ -91,6 +120,12 @@ impl RedisStore {
             .key(keys::PIXEL_META)
             .key(keys::LOG)
             .key(format!("{}{}", keys::COOLDOWN_PREFIX, write.username))
+            .key(format!("{}{}", keys::BAN_PREFIX, write.username))
+            .key(keys::PROTECTIONS)
+            .key(format!("{}{index}", keys::HISTORY_PREFIX))
+            .key(format!("{}{}", keys::USER_PIXELS_PREFIX, write.username))
+            .key(format!("{}{}", keys::POOL_PREFIX, write.username))
+            .key(format!("{}{ip}", keys::IP_POOL_PREFIX))
             .arg(index * 3)
             .arg(&stored[..])
             .arg(write.x)
@@ -100,6 +135,12 @@ impl RedisStore {
             .arg(write.cooldown_ms)
             .arg(self.log_len)
             .arg(index)
+            .arg(self.history_len)
+            .arg(USER_PIXELS_LEN)
+            .arg(pool_size)
+            .arg(pool_refill)
+            .arg(ip_size)
+            .arg(ip_refill)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -115,6 +156,14 @@ impl RedisStore {
             [0, ttl] => Ok(PlaceOutcome::Cooldown {
                 retry_after_ms: (*ttl).max(1) as u64,
             }),
+            [2, ms] => Ok(PlaceOutcome::PoolEmpty {
+                retry_after_ms: (*ms).max(1) as u64,
+            }),
+            [3, ms] => Ok(PlaceOutcome::IpLimited {
+                retry_after_ms: (*ms).max(1) as u64,
+            }),
+            [4] => Ok(PlaceOutcome::Banned),
+            [5] => Ok(PlaceOutcome::Protected),
             other => Err(StoreError::Corrupt(format!(
                 "place script answered {other:?}"
             ))),
@@ -192,6 +241,275 @@ impl RedisStore {
         let mut conn = self.conn.clone();
         let seq: Option<u64> = conn.get(keys::SEQ).await.map_err(unavailable)?;
         Ok(seq.unwrap_or(0))
+    }
+
+    pub async fn history(&self, x: u32, y: u32) -> Result<Vec<PixelRecord>, StoreError> {
+        Ok(self
+            .histories_of(&[(x, y)])
+            .await?
+            .pop()
+            .map(|(_, h)| h)
+            .unwrap_or_default())
+    }
+
+    pub async fn histories_of(
+        &self,
+        pixels: &[(u32, u32)],
+    ) -> Result<Vec<((u32, u32), Vec<PixelRecord>)>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut out = Vec::with_capacity(pixels.len());
+        for slice in pixels.chunks(HISTORY_BATCH) {
+            let mut pipe = redis::pipe();
+            for &(x, y) in slice {
+                let index = self.geometry.index(x, y);
+                pipe.lrange(format!("{}{index}", keys::HISTORY_PREFIX), 0, -1);
+            }
+            let lists: Vec<Vec<String>> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+            for (&pixel, list) in slice.iter().zip(lists) {
+                let history = list
+                    .iter()
+                    .map(|m| parse_meta(m))
+                    .collect::<Result<Vec<_>, _>>()?;
+                out.push((pixel, history));
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn user_pixels_since(
+        &self,
+        username: &str,
+        since: u64,
+    ) -> Result<Vec<(u32, u32)>, StoreError> {
+        let mut conn = self.conn.clone();
+        let indexes: Vec<u64> = conn
+            .zrangebyscore(
+                format!("{}{username}", keys::USER_PIXELS_PREFIX),
+                since,
+                "+inf",
+            )
+            .await
+            .map_err(unavailable)?;
+        let w = u64::from(self.geometry.width);
+        let count = self.geometry.pixel_count() as u64;
+        indexes
+            .into_iter()
+            .map(|i| {
+                if i >= count {
+                    return Err(StoreError::Corrupt(format!(
+                        "{username}'s pixel index {i} is off the board"
+                    )));
+                }
+                Ok(((i % w) as u32, (i / w) as u32))
+            })
+            .collect()
+    }
+
+    pub async fn cleared(&self) -> Result<Option<(u64, u64)>, StoreError> {
+        let mut conn = self.conn.clone();
+        let raw: Option<String> = conn.get(keys::CLEARED).await.map_err(unavailable)?;
+        raw.map(|r| {
+            let bad = || StoreError::Corrupt(format!("{} holds {r:?}", keys::CLEARED));
+            let (seq, ts) = r.split_once(':').ok_or_else(bad)?;
+            Ok((
+                seq.parse().map_err(|_| bad())?,
+                ts.parse().map_err(|_| bad())?,
+            ))
+        })
+        .transpose()
+    }
+
+    pub async fn rewrite(
+        &self,
+        writes: &[Rewrite],
+        username: &str,
+    ) -> Result<Vec<PixelUpdated>, StoreError> {
+        let mut conn = self.conn.clone();
+        let mut events = Vec::new();
+        for slice in writes.chunks(REWRITE_BATCH) {
+            let mut call = self.rewrite.prepare_invoke();
+            call.key(keys::BOARD)
+                .key(keys::SEQ)
+                .key(keys::PIXEL_META)
+                .key(keys::LOG)
+                .arg(self.log_len)
+                .arg(username)
+                .arg(self.history_len);
+            for w in slice {
+                let index = self.geometry.index(w.x, w.y);
+                call.key(format!("{}{index}", keys::HISTORY_PREFIX))
+                    .arg(index)
+                    .arg(w.x)
+                    .arg(w.y)
+                    .arg(w.color.to_string())
+                    .arg(w.expected_seq);
+            }
+            let reply: Vec<u64> = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+            let Some((&timestamp, seqs)) = reply.split_first() else {
+                return Err(StoreError::Corrupt(
+                    "rewrite script answered nothing".into(),
+                ));
+            };
+            for (w, &seq) in slice.iter().zip(seqs) {
+                if seq > 0 {
+                    events.push(PixelUpdated {
+                        x: w.x,
+                        y: w.y,
+                        color: w.color,
+                        username: username.to_owned(),
+                        timestamp,
+                        seq,
+                    });
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    pub async fn clear(&self) -> Result<(u64, u64), StoreError> {
+        let mut conn = self.conn.clone();
+        let reply: (u64, u64) = self
+            .clear
+            .key(keys::BOARD)
+            .key(keys::SEQ)
+            .key(keys::PIXEL_META)
+            .key(keys::LOG)
+            .key(keys::CLEARED)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(reply)
+    }
+
+    pub async fn ban(&self, ban: &BanInfo) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let key = format!("{}{}", keys::BAN_PREFIX, ban.username);
+        let json = serde_json::to_string(ban).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let set = pipe.cmd("SET").arg(&key).arg(&json);
+        if let Some(until) = ban.until {
+            // The ban ends by itself: the key expires.
+            set.arg("PXAT").arg(until.max(1));
+        }
+        pipe.ignore()
+            .hset(keys::BANS, &ban.username, &json)
+            .ignore();
+        let _: () = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn unban(&self, username: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let (removed, _): (u64, u64) = redis::pipe()
+            .atomic()
+            .del(format!("{}{username}", keys::BAN_PREFIX))
+            .hdel(keys::BANS, username)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(removed > 0)
+    }
+
+    /// Bans in force at `now` (ms); expired ones are dropped from the list.
+    pub async fn bans(&self, now: u64) -> Result<Vec<BanInfo>, StoreError> {
+        let mut conn = self.conn.clone();
+        let all: Vec<String> = conn.hvals(keys::BANS).await.map_err(unavailable)?;
+        let mut live = Vec::new();
+        for json in all {
+            let ban: BanInfo = serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("ban {json:?}: {e}")))?;
+            if ban.until.is_some_and(|u| u <= now) {
+                let _: u64 = conn
+                    .hdel(keys::BANS, &ban.username)
+                    .await
+                    .map_err(unavailable)?;
+            } else {
+                live.push(ban);
+            }
+        }
+        live.sort_by(|a, b| a.username.cmp(&b.username));
+        Ok(live)
+    }
+
+    pub async fn protect(
+        &self,
+        rect: Rect,
+        by: &str,
+        at: u64,
+    ) -> Result<Option<Protection>, StoreError> {
+        let mut conn = self.conn.clone();
+        let count: usize = conn.hlen(keys::PROTECTIONS).await.map_err(unavailable)?;
+        if count >= MAX_PROTECTIONS {
+            return Ok(None);
+        }
+        let id: u64 = conn
+            .incr(keys::PROTECTION_ID, 1)
+            .await
+            .map_err(unavailable)?;
+        let protection = Protection {
+            id,
+            rect,
+            by: by.to_owned(),
+            at,
+        };
+        let json =
+            serde_json::to_string(&protection).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let _: () = conn
+            .hset(keys::PROTECTIONS, id, json)
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(protection))
+    }
+
+    pub async fn unprotect(&self, id: u64) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let removed: u64 = conn
+            .hdel(keys::PROTECTIONS, id)
+            .await
+            .map_err(unavailable)?;
+        Ok(removed > 0)
+    }
+
+    pub async fn protections(&self) -> Result<Vec<Protection>, StoreError> {
+        let mut conn = self.conn.clone();
+        let all: Vec<String> = conn.hvals(keys::PROTECTIONS).await.map_err(unavailable)?;
+        let mut list = all
+            .iter()
+            .map(|j| {
+                serde_json::from_str::<Protection>(j)
+                    .map_err(|e| StoreError::Corrupt(format!("protection {j:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        list.sort_by_key(|p| p.id);
+        Ok(list)
+    }
+
+    pub async fn audit_push(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let json = serde_json::to_string(entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let _: () = redis::pipe()
+            .atomic()
+            .lpush(keys::AUDIT, json)
+            .ltrim(keys::AUDIT, 0, AUDIT_LEN as isize - 1)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut conn = self.conn.clone();
+        let all: Vec<String> = conn
+            .lrange(keys::AUDIT, 0, limit.clamp(1, AUDIT_LEN) as isize - 1)
+            .await
+            .map_err(unavailable)?;
+        all.iter()
+            .map(|j| {
+                serde_json::from_str(j)
+                    .map_err(|e| StoreError::Corrupt(format!("audit entry {j:?}: {e}")))
+            })
+            .collect()
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -1,0 +1,48 @@
+-- Moderation writes, atomically: each pixel is set only if its last write
+-- is still the one the plan was made from (compare-and-set on its seq; 0
+-- when nobody placed since the board began or was cleared), so a placement
+-- made meanwhile stays. Each write is an ordinary one: seq, replay-log
+-- entry, board, metadata, history.
+--
+-- KEYS[1] board, KEYS[2] seq, KEYS[3] pixel meta, KEYS[4] log,
+-- KEYS[4 + i] history of write i
+-- ARGV[1] log max length, ARGV[2] username, ARGV[3] history length, then
+-- per write 5 values: pixel index, x, y, color "#RRGGBB", expected seq
+--
+-- Returns {ts, seq_1, ..., seq_n}, seq_i 0 for a write skipped.
+local t = redis.call('TIME')
+local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local tss = string.format('%d', ts)
+local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+local out = {ts}
+local n = (#ARGV - 3) / 5
+for i = 1, n do
+  local b = 3 + (i - 1) * 5
+  local index = ARGV[b + 1]
+  local color = ARGV[b + 4]
+  local current = redis.call('HGET', KEYS[3], index)
+  local current_seq = 0
+  if current then
+    current_seq = tonumber(string.match(current, '^(%d+)'))
+  end
+  if current_seq == tonumber(ARGV[b + 5]) then
+    seq = seq + 1
+    local seqs = string.format('%d', seq)
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], seqs .. '-0',
+      'x', ARGV[b + 2], 'y', ARGV[b + 3], 'c', color, 'u', ARGV[2], 't', tss)
+    local r = tonumber(string.sub(color, 2, 3), 16)
+    local g = tonumber(string.sub(color, 4, 5), 16)
+    local bl = tonumber(string.sub(color, 6, 7), 16)
+    redis.call('SETRANGE', KEYS[1], tonumber(index) * 3,
+      string.char(255 - r, 255 - g, 255 - bl))
+    local meta = seqs .. ':' .. tss .. ':' .. color .. ':' .. ARGV[2]
+    redis.call('HSET', KEYS[3], index, meta)
+    redis.call('LPUSH', KEYS[4 + i], meta)
+    redis.call('LTRIM', KEYS[4 + i], 0, tonumber(ARGV[3]) - 1)
+    out[#out + 1] = seq
+  else
+    out[#out + 1] = 0
+  end
+end
+redis.call('SET', KEYS[2], string.format('%d', seq))
+return out
