@@ -43,6 +43,23 @@ pub enum ApiError {
     /// The cause is logged, not sent.
     #[error("internal error")]
     Internal(String),
+    /// No valid session token where one is needed; says which fault.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The name is held by another live session.
+    #[error("the username {username:?} is taken; choose another, or retry in {} s", retry_after_ms.div_ceil(1000))]
+    UsernameTaken {
+        username: String,
+        retry_after_ms: u64,
+    },
+    /// Too many requests from one IP (session issuance).
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_ms: u64,
+    },
+    #[error("the request took longer than {0} s")]
+    RequestTimeout(u64),
     /// An error as a remote canvas-api reported it.
     #[error("{}", .0.message)]
     Remote(ErrorDetail),
@@ -62,13 +79,19 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
+            ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
+            ApiError::UsernameTaken { .. } => ErrorCode::UsernameTaken,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::RequestTimeout(_) => ErrorCode::RequestTimeout,
             ApiError::Remote(detail) => detail.code,
         }
     }
 
     pub fn retry_after_ms(&self) -> Option<u64> {
         match self {
-            ApiError::Cooldown { retry_after_ms } => Some(*retry_after_ms),
+            ApiError::Cooldown { retry_after_ms }
+            | ApiError::UsernameTaken { retry_after_ms, .. }
+            | ApiError::RateLimited { retry_after_ms, .. } => Some(*retry_after_ms),
             ApiError::Remote(detail) => detail.retry_after_ms,
             _ => None,
         }
@@ -88,6 +111,9 @@ impl ApiError {
             ErrorCode::Gone => StatusCode::GONE,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::UsernameTaken => StatusCode::CONFLICT,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::Internal | ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -1,24 +1,28 @@
 //! canvas-api's HTTP routes.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use protocol::ServerMessage;
 use protocol::http::{
     HEADER_CANVAS_HEIGHT, HEADER_CANVAS_SEQ, HEADER_CANVAS_WIDTH, HEADER_PUBLISHED_BY_CALLER,
-    PixelInfo, PlacePixelRequest, PlacePixelResponse, UpdatesPage,
+    PixelInfo, PlacePixelRequest, PlacePixelResponse, SessionRequest, SessionResponse, UpdatesPage,
 };
 use protocol::username::is_valid_username;
 
 use crate::AppState;
+use crate::auth::bearer;
+use crate::client_ip::client_ip;
 use crate::error::ApiError;
+use crate::http_policy::{HttpPolicy, cors};
 use crate::render;
 
 /// The largest `PUT /api/pixel` body.
@@ -26,10 +30,17 @@ pub const MAX_PIXEL_BODY: usize = 4 * 1024;
 /// `/api/updates` page size when `limit` is not given.
 pub const DEFAULT_UPDATES_PAGE: usize = 1000;
 
+/// The largest `POST /api/session` body.
+pub const MAX_SESSION_BODY: usize = 4 * 1024;
+
 /// The `/api` routes alone, for a process that serves them beside others.
-pub fn api_routes() -> Router<AppState> {
-    Router::new()
+pub fn api_routes(policy: &HttpPolicy) -> Router<AppState> {
+    let routes = Router::new()
         .route("/api/config", get(config))
+        .route(
+            "/api/session",
+            axum::routing::post(session).layer(DefaultBodyLimit::max(MAX_SESSION_BODY)),
+        )
         .route(
             "/api/pixel",
             axum::routing::put(place_pixel)
@@ -40,7 +51,8 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/canvas.png", get(canvas_png))
         .route("/api/canvas", get(canvas_legacy))
         .route("/api/pixel/{x}/{y}", get(pixel_info))
-        .route("/api/updates", get(updates))
+        .route("/api/updates", get(updates));
+    cors(routes, policy)
 }
 
 async fn config(
@@ -49,22 +61,65 @@ async fn config(
     Ok(Json(state.canvas.config().await?))
 }
 
+/// A body, or the typed reason it could not be read.
+fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge(limit)
+        }
+        other => ApiError::BadRequest(other.body_text()),
+    })
+}
+
+/// `POST /api/session {"username"}`: a signed token for the name, unless
+/// another live session holds it (409 `username_taken`); presenting the
+/// name's current token (`Authorization: Bearer`) renews it.
+async fn session(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let body = read_body(body, MAX_SESSION_BODY)?;
+    let req: SessionRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!("the body must be JSON {{\"username\"}}: {e}"))
+    })?;
+    let current = bearer(&headers)?;
+    let client = client_ip(peer.ip(), &headers, state.auth.trusted_proxies());
+    let (token, expires_at) = state.auth.issue(&req.username, current, client).await?;
+    Ok(Json(SessionResponse {
+        token,
+        username: req.username,
+        expires_at,
+    }))
+}
+
 async fn place_pixel(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<PlacePixelResponse>, ApiError> {
-    let body = body.map_err(|e| match e {
-        BytesRejection::FailedToBufferBody(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::PayloadTooLarge(MAX_PIXEL_BODY)
+    // Who places: the token's user, whatever the body says; without a
+    // token, the body's username, unless AUTH=required.
+    let verified = match bearer(&headers)? {
+        Some(token) => Some(state.auth.verify(token)?.username),
+        None if state.auth.required() => {
+            return Err(ApiError::Unauthorized(
+                "AUTH=required: send `Authorization: Bearer <token>` (from POST /api/session)"
+                    .into(),
+            ));
         }
-        other => ApiError::BadRequest(other.body_text()),
-    })?;
-    let req: PlacePixelRequest = serde_json::from_slice(&body).map_err(|e| {
+        None => None,
+    };
+    let body = read_body(body, MAX_PIXEL_BODY)?;
+    let mut req: PlacePixelRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
             "the body must be JSON {{\"x\", \"y\", \"color\", \"username\"}}: {e}"
         ))
     })?;
+    if let Some(username) = verified {
+        req.username = username;
+    }
     // A gateway placing for its WebSocket client publishes the pixel and
     // answers its client itself; any other caller placed over HTTP, and the
     // user's connections hear the answer too.
@@ -224,8 +279,8 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// The routes of the standalone canvas-api: `/api`, health and metrics.
-pub fn all_routes() -> Router<AppState> {
-    api_routes()
+pub fn all_routes(policy: &HttpPolicy) -> Router<AppState> {
+    api_routes(policy)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -37,6 +37,13 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// A fault on our side; the cause is in the server's log.
     Internal,
+    /// No valid session token where one is needed: `AUTH=required` and none
+    /// was given, or the token is forged, expired or malformed.
+    Unauthorized,
+    /// `POST /api/session` for a name another live session holds.
+    UsernameTaken,
+    /// The request took longer than `REQUEST_TIMEOUT_SECS`.
+    RequestTimeout,
     /// A code this build does not know (sent by a newer server).
     #[serde(other)]
     Unknown,
@@ -60,6 +67,9 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::Internal => "internal",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::UsernameTaken => "username_taken",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -93,6 +103,9 @@ mod tests {
             ErrorCode::NotFound,
             ErrorCode::PayloadTooLarge,
             ErrorCode::Internal,
+            ErrorCode::Unauthorized,
+            ErrorCode::UsernameTaken,
+            ErrorCode::RequestTimeout,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

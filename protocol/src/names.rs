@@ -42,4 +42,11 @@ pub mod canvas {
     pub const LOG: &str = "canvas:log";
     /// Prefix of per-user cooldown keys (`cooldown:<username>`).
     pub const COOLDOWN_PREFIX: &str = "cooldown:";
+    /// The secret that signs session tokens, when `AUTH_SECRET` is not
+    /// configured: the first process to start sets it (`SET NX`), every
+    /// other one reads it, so all pods agree.
+    pub const AUTH_SECRET: &str = "canvas:auth-secret";
+    /// Prefix of username claims (`canvas:session:<username>` = the id of
+    /// the session holding the name, expiring with its token).
+    pub const SESSION_CLAIM_PREFIX: &str = "canvas:session:";
 }
