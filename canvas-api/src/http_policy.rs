@@ -9,6 +9,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use tower::{Layer, ServiceExt};
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -52,25 +53,42 @@ impl Default for HttpPolicy {
     }
 }
 
-/// Compression, the body limit and the time limit, for every route. The
-/// time limit ends when the response starts: a WebSocket upgrade or an SSE
-/// stream, answered at once, lives on unlimited.
+/// Compression, the body limit, the time limit and CORS, for every route
+/// (applied last, so the 404/405 fallbacks are covered too). The time limit
+/// ends when the response starts: a WebSocket upgrade or an SSE stream,
+/// answered at once, lives on unlimited.
 pub fn http_layers(router: Router, policy: &HttpPolicy) -> Router {
-    router
+    let router = router
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
         .layer(middleware::from_fn_with_state(
             policy.request_timeout,
             limits,
-        ))
+        ));
+    match cors_layer(policy) {
+        Some(cors) => router.layer(middleware::from_fn_with_state(cors, cors_on_api)),
+        None => router,
+    }
 }
 
-/// CORS for `/api` routes, when origins are configured.
-pub fn cors<S: Clone + Send + Sync + 'static>(router: Router<S>, policy: &HttpPolicy) -> Router<S> {
-    if policy.cors_origins.is_empty() {
-        return router;
+/// CORS answers (and preflights) for `/api` only; the page, the WebSocket
+/// and health routes stay same-origin.
+async fn cors_on_api(State(cors): State<CorsLayer>, request: Request, next: Next) -> Response {
+    if !request.uri().path().starts_with("/api/") {
+        return next.run(request).await;
     }
-    router.layer(
+    match cors.layer(next).oneshot(request).await {
+        Ok(response) => response.into_response(),
+        Err(never) => match never {},
+    }
+}
+
+/// The CORS policy, when origins are configured.
+fn cors_layer(policy: &HttpPolicy) -> Option<CorsLayer> {
+    if policy.cors_origins.is_empty() {
+        return None;
+    }
+    Some(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(policy.cors_origins.clone()))
             .allow_methods([Method::GET, Method::PUT, Method::POST])

@@ -45,7 +45,7 @@ pub struct AppState {
 
 /// The standalone canvas-api's router.
 pub fn router(state: AppState, policy: &HttpPolicy) -> Router {
-    let router = routes::all_routes(policy)
+    let router = routes::all_routes()
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .with_state(state);

@@ -22,7 +22,6 @@ use crate::AppState;
 use crate::auth::bearer;
 use crate::client_ip::client_ip;
 use crate::error::ApiError;
-use crate::http_policy::{HttpPolicy, cors};
 use crate::render;
 
 /// The largest `PUT /api/pixel` body.
@@ -34,8 +33,8 @@ pub const DEFAULT_UPDATES_PAGE: usize = 1000;
 pub const MAX_SESSION_BODY: usize = 4 * 1024;
 
 /// The `/api` routes alone, for a process that serves them beside others.
-pub fn api_routes(policy: &HttpPolicy) -> Router<AppState> {
-    let routes = Router::new()
+pub fn api_routes() -> Router<AppState> {
+    Router::new()
         .route("/api/config", get(config))
         .route(
             "/api/session",
@@ -51,8 +50,7 @@ pub fn api_routes(policy: &HttpPolicy) -> Router<AppState> {
         .route("/api/canvas.png", get(canvas_png))
         .route("/api/canvas", get(canvas_legacy))
         .route("/api/pixel/{x}/{y}", get(pixel_info))
-        .route("/api/updates", get(updates));
-    cors(routes, policy)
+        .route("/api/updates", get(updates))
 }
 
 async fn config(
@@ -279,8 +277,8 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// The routes of the standalone canvas-api: `/api`, health and metrics.
-pub fn all_routes(policy: &HttpPolicy) -> Router<AppState> {
-    api_routes(policy)
+pub fn all_routes() -> Router<AppState> {
+    api_routes()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

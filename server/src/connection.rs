@@ -42,6 +42,9 @@ const MAX_FRAMES_PER_FLUSH: usize = 256;
 const SHED_RETRY_AFTER_MS: u64 = 200;
 /// How long a closing connection waits for its placements in flight.
 const IN_FLIGHT_ON_CLOSE: Duration = Duration::from_secs(2);
+/// How long a connection closed for flooding reads on for the client's
+/// close reply.
+const DRAIN_ON_CLOSE: Duration = Duration::from_secs(1);
 /// A client whose socket accepts nothing for this long is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -279,7 +282,7 @@ pub async fn serve(
                         }
                         Verdict::Flood => {
                             gw.metrics.flood_closes.inc();
-                            let _ = write_all(&mut socket, vec![close_frame(close::RATE_LIMITED, "message flood; reconnect later and slower")], &gw).await;
+                            close_and_drain(&mut socket, close_frame(close::RATE_LIMITED, "message flood; reconnect later and slower"), &gw).await;
                             break;
                         }
                     }
@@ -317,6 +320,24 @@ pub async fn serve(
             }
         }
     }
+}
+
+/// Closes a connection whose client may still be sending: reads (and
+/// drops) what it sent until its close reply, for a second at most. Were
+/// the socket dropped with unread bytes, the kernel would answer with a
+/// reset that can destroy the close frame before the client reads it.
+async fn close_and_drain(socket: &mut WebSocket, close: Message, gw: &Gateway) {
+    if write_all(socket, vec![close], gw).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(DRAIN_ON_CLOSE, async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// The idle clock's next tick (pending forever without one).

@@ -95,6 +95,10 @@ impl IpLimits {
         if state.tokens >= 0.0 {
             Verdict::Allow
         } else if state.tokens < -FLOOD_FACTOR * rate {
+            // The connection that flooded is closed; the IP's other and
+            // later connections start from an empty bucket, limited but
+            // not closed.
+            state.tokens = 0.0;
             Verdict::Flood
         } else {
             // Until the balance is back at one whole token.
@@ -180,6 +184,8 @@ mod tests {
             }
         }
         assert_eq!(verdict, Verdict::Flood);
+        // The debt is forgiven with the close: limited, not closed again.
+        assert!(matches!(limits.message(IP, t0), Verdict::Limited { .. }));
         // Debt is paid back at the rate: after a quiet while, allowed again.
         let later = t0 + Duration::from_secs(10);
         assert_eq!(limits.message(IP, later), Verdict::Allow);

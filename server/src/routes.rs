@@ -35,23 +35,19 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/healthz", get(canvas_api::routes::healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .merge(canvas_api::http_policy::cors(
-            Router::new().route("/api/events", get(crate::sse::events)),
-            &gateway.http_policy,
-        ))
+        .route("/api/events", get(crate::sse::events))
         .with_state(gateway.clone());
     let policy = &gateway.http_policy;
     match &gateway.api {
         ApiMode::Local(state) => {
-            router = router.merge(canvas_api::routes::api_routes(policy).with_state(state.clone()));
+            router = router.merge(canvas_api::routes::api_routes().with_state(state.clone()));
         }
         ApiMode::Proxy(remote) => {
-            router = router.merge(canvas_api::http_policy::cors(
+            router = router.merge(
                 Router::new()
                     .route("/api/{*rest}", any(crate::proxy::proxy))
                     .with_state(remote.clone()),
-                policy,
-            ));
+            );
         }
     }
     let router = router
