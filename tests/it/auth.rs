@@ -175,6 +175,16 @@ async fn auth_required_refuses_anonymous_placement_over_websocket_and_http() {
     }
     // With a token, both work, and the watcher sees the pixel.
     let bob = session(&gw.http(), "bob").await;
+    // A user's event stream needs the token too.
+    let r = client()
+        .get(format!("{}/api/events?username=bob", gw.http()))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = expect_error(r).await;
+    assert_eq!((status, body.error.code), (401, ErrorCode::Unauthorized));
+    let mut stream =
+        crate::harness::SseStream::open(&gw.http(), &format!("?token={}", bob.token), None).await;
     let mut player = WsClient::connect(&format!("{}?token={}", gw.ws(), bob.token), None).await;
     player.place(2, 2, "#000000", 1).await;
     assert!(matches!(
@@ -196,6 +206,11 @@ async fn auth_required_refuses_anonymous_placement_over_websocket_and_http() {
     assert_eq!(r.status(), 200);
     let info: PixelInfo = get_json(&format!("{}/api/pixel/3/3", gw.http())).await;
     assert_eq!(info.username, "bob");
+    // The HTTP placement's answer reaches bob's stream.
+    match stream.next_named("placed").await {
+        ServerMessage::Placed { x, y, .. } => assert_eq!((x, y), (3, 3)),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test]
