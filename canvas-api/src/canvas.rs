@@ -63,6 +63,8 @@ impl Canvas {
             any_color: self.inner.palette.is_any(),
             cooldown_ms: self.inner.cooldown_ms,
             seq,
+            // The board's owner does not know; `/api/config` fills it in.
+            auth_required: false,
         })
     }
 

@@ -56,7 +56,9 @@ pub fn api_routes() -> Router<AppState> {
 async fn config(
     State(state): State<AppState>,
 ) -> Result<Json<protocol::http::CanvasConfig>, ApiError> {
-    Ok(Json(state.canvas.config().await?))
+    let mut config = state.canvas.config().await?;
+    config.auth_required = state.auth.required();
+    Ok(Json(config))
 }
 
 /// A body, or the typed reason it could not be read.

@@ -29,6 +29,9 @@ pub struct CanvasConfig {
     /// The canvas-wide `seq` when the config was read.
     #[serde(default)]
     pub seq: u64,
+    /// `AUTH=required`: placing needs a session token (`POST /api/session`).
+    #[serde(default)]
+    pub auth_required: bool,
 }
 
 /// `PUT /api/pixel` request. Fields are loose on purpose (see

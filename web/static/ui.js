@@ -60,6 +60,8 @@ export function errorText(m) {
     case "invalid_color": return "That color can't be placed here.";
     case "invalid_username": return "A name is 1–32 letters, digits, _ or -.";
     case "rate_limited": return "Too fast: slow down a little.";
+    case "unauthorized": return "Choose a name (top right) to place pixels.";
+    case "username_taken": return "That name is taken by another player.";
     case "unavailable": return "The board is busy; nothing was placed. Try again.";
     case "frame_too_large": return "That message was too large to send.";
     case "internal": return "Something went wrong on the server; nothing was placed.";
