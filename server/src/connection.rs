@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::FuturesUnordered;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use protocol::messages::MAX_CLIENT_FRAME_BYTES;
 use protocol::username::is_valid_username;
 use protocol::{ClientMessage, ErrorCode, ServerMessage, close};
@@ -196,7 +196,11 @@ pub async fn serve(
                 match on_tick(tick, heard) {
                     OnTick::Nothing => {}
                     OnTick::Ping => {
-                        if write_all(&mut socket, vec![Message::Ping(Default::default())], &gw).await.is_err() {
+                        // Never waits: a socket that cannot take a ping now
+                        // is backed up, and its other writes are already
+                        // bounded by WRITE_TIMEOUT. A ping left half sent
+                        // stays in the write buffer for the next flush.
+                        if let Some(Err(_)) = socket.send(Message::Ping(Default::default())).now_or_never() {
                             break;
                         }
                     }
