@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what the tests
-# need (redis-server, nginx and chromium from Debian's packages,
+# need (redis-server, nginx, openssl and chromium from Debian's packages,
 # kubernetes-validate from PyPI, playwright-core from npm), checks format and
 # lints, builds the binaries the integration and browser suites start as real
 # processes, then runs both suites.
@@ -11,6 +11,7 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 if ((${#missing[@]})); then
@@ -24,7 +25,7 @@ fi
 # kind of machine; kubernetes-validate is a PyPI package.
 command -v kubernetes-validate >/dev/null 2>&1 ||
   python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
-for tool in redis-server nginx cargo chromium node npm kubectl kubernetes-validate; do
+for tool in redis-server nginx openssl cargo chromium node npm kubectl kubernetes-validate; do
   command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is still missing" >&2; exit 1; }
 done
 

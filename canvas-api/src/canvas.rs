@@ -16,6 +16,15 @@ use crate::store::{CanvasStore, Geometry, PixelRecord, PlaceOutcome, Snapshot, U
 /// The most events one `/api/updates` page carries.
 pub const MAX_UPDATES_PAGE: usize = 10_000;
 
+/// A page of writes from the replay log.
+#[derive(Debug)]
+pub struct UpdatesRead {
+    pub events: Vec<PixelUpdated>,
+    pub latest_seq: u64,
+    pub has_more: bool,
+    pub epoch: String,
+}
+
 #[derive(Clone)]
 pub struct Canvas {
     inner: Arc<Inner>,
@@ -159,19 +168,27 @@ impl Canvas {
             .ok_or(ApiError::NeverPlaced { x, y })
     }
 
-    /// Events after `since`, at most `limit` (capped at [`MAX_UPDATES_PAGE`]).
+    /// Events after `since`, at most `limit` (capped at [`MAX_UPDATES_PAGE`]);
+    /// with `epoch`, 410 unless the board still has that epoch.
     pub async fn updates_since(
         &self,
         since: u64,
         limit: usize,
-    ) -> Result<(Vec<PixelUpdated>, u64, bool), ApiError> {
+        epoch: Option<&str>,
+    ) -> Result<UpdatesRead, ApiError> {
         let limit = limit.clamp(1, MAX_UPDATES_PAGE);
-        match self.inner.store.updates_since(since, limit).await? {
+        match self.inner.store.updates_since(since, limit, epoch).await? {
             Updates::Page {
                 events,
                 latest_seq,
                 has_more,
-            } => Ok((events, latest_seq, has_more)),
+                epoch,
+            } => Ok(UpdatesRead {
+                events,
+                latest_seq,
+                has_more,
+                epoch,
+            }),
             Updates::Gone { latest_seq } => Err(ApiError::Gone { since, latest_seq }),
         }
     }

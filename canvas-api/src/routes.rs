@@ -13,8 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use protocol::ServerMessage;
 use protocol::http::{
-    HEADER_CANVAS_HEIGHT, HEADER_CANVAS_SEQ, HEADER_CANVAS_WIDTH, HEADER_PUBLISHED_BY_CALLER,
-    PixelInfo, PlacePixelRequest, PlacePixelResponse, SessionRequest, SessionResponse, UpdatesPage,
+    HEADER_CANVAS_EPOCH, HEADER_CANVAS_HEIGHT, HEADER_CANVAS_SEQ, HEADER_CANVAS_WIDTH,
+    HEADER_PUBLISHED_BY_CALLER, PixelInfo, PlacePixelRequest, PlacePixelResponse, SessionRequest,
+    SessionResponse, UpdatesPage,
 };
 use protocol::username::is_valid_username;
 
@@ -172,6 +173,9 @@ async fn canvas_bin(State(state): State<AppState>) -> Result<Response, ApiError>
     h.insert(HEADER_CANVAS_WIDTH, g.width.into());
     h.insert(HEADER_CANVAS_HEIGHT, g.height.into());
     h.insert(HEADER_CANVAS_SEQ, snapshot.seq.into());
+    if let Ok(epoch) = HeaderValue::from_str(&snapshot.epoch) {
+        h.insert(HEADER_CANVAS_EPOCH, epoch);
+    }
     expose_canvas_headers(h);
     Ok(response)
 }
@@ -181,7 +185,7 @@ async fn canvas_bin(State(state): State<AppState>) -> Result<Response, ApiError>
 fn expose_canvas_headers(h: &mut HeaderMap) {
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("x-canvas-width, x-canvas-height, x-canvas-seq"),
+        HeaderValue::from_static("x-canvas-width, x-canvas-height, x-canvas-seq, x-canvas-epoch"),
     );
 }
 
@@ -251,15 +255,31 @@ async fn updates(
             ApiError::BadRequest(format!("`limit` must be a positive integer, got {raw:?}"))
         })?,
     };
-    let (events, latest_seq, has_more) = state.canvas.updates_since(since, limit).await?;
+    let epoch = match query.get("epoch") {
+        None => None,
+        Some(e) if is_epoch(e) => Some(e.as_str()),
+        Some(e) => {
+            return Err(ApiError::BadRequest(format!(
+                "`epoch` must be the X-Canvas-Epoch of /api/canvas.bin, got {e:?}"
+            )));
+        }
+    };
+    let page = state.canvas.updates_since(since, limit, epoch).await?;
     Ok(Json(UpdatesPage {
-        events: events
+        events: page
+            .events
             .into_iter()
             .map(ServerMessage::PixelUpdated)
             .collect(),
-        latest_seq,
-        has_more,
+        latest_seq: page.latest_seq,
+        has_more: page.has_more,
+        epoch: page.epoch,
     }))
+}
+
+/// What an epoch can look like (the stores make 32 hex digits).
+fn is_epoch(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// `/healthz`: the process answers.

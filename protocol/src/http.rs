@@ -9,6 +9,10 @@ pub const HEADER_CANVAS_WIDTH: &str = "x-canvas-width";
 pub const HEADER_CANVAS_HEIGHT: &str = "x-canvas-height";
 /// The `seq` whose write is the last one the returned bytes include.
 pub const HEADER_CANVAS_SEQ: &str = "x-canvas-seq";
+/// The board's epoch: `seq`s are comparable only within one epoch. Pass it
+/// back as `/api/updates?since=SEQ&epoch=EPOCH` to be told (410) when the
+/// store lost its data since, even if its `seq` has passed yours again.
+pub const HEADER_CANVAS_EPOCH: &str = "x-canvas-epoch";
 /// Set by a gateway on `PUT /api/pixel` to say it publishes the event itself,
 /// so canvas-api must not publish it a second time, and that it answers its
 /// WebSocket client itself, so the user is not told of it as a placement
@@ -78,6 +82,10 @@ pub struct UpdatesPage {
     pub latest_seq: u64,
     /// True when more events follow; ask again with the last `seq`.
     pub has_more: bool,
+    /// The board's epoch (see [`HEADER_CANVAS_EPOCH`]); empty from servers
+    /// that predate it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub epoch: String,
 }
 
 /// The body of every HTTP error: `{"error":{"code":..,"message":..}}`.

@@ -42,6 +42,11 @@ pub mod canvas {
     pub const LOG: &str = "canvas:log";
     /// Prefix of per-user cooldown keys (`cooldown:<username>`).
     pub const COOLDOWN_PREFIX: &str = "cooldown:";
+    /// The board's epoch: a random id set (`SET NX`) by the first read that
+    /// finds none. A Redis that lost its data (restarted without it,
+    /// `FLUSHALL`) lost this key too, so the next read sets a new one and
+    /// every `seq` a client holds from before is recognisably stale.
+    pub const EPOCH: &str = "canvas:epoch";
     /// The secret that signs session tokens, when `AUTH_SECRET` is not
     /// configured: the first process to start sets it (`SET NX`), every
     /// other one reads it, so all pods agree.

@@ -48,11 +48,11 @@ impl CanvasBackend {
     pub async fn updates_since(&self, since: u64, limit: usize) -> Result<Page, ApiError> {
         match self {
             CanvasBackend::InProcess(canvas) => {
-                let (events, latest_seq, has_more) = canvas.updates_since(since, limit).await?;
+                let page = canvas.updates_since(since, limit, None).await?;
                 Ok(Page {
-                    events,
-                    latest_seq,
-                    has_more,
+                    events: page.events,
+                    latest_seq: page.latest_seq,
+                    has_more: page.has_more,
                 })
             }
             CanvasBackend::Remote(remote) => remote.updates_since(since, limit).await,

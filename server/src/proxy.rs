@@ -24,7 +24,7 @@ const FORWARD_REQUEST: [HeaderName; 4] = [
     header::AUTHORIZATION,
 ];
 /// Response headers passed back.
-const FORWARD_RESPONSE: [&str; 9] = [
+const FORWARD_RESPONSE: [&str; 10] = [
     "content-type",
     "content-encoding",
     "cache-control",
@@ -34,6 +34,7 @@ const FORWARD_RESPONSE: [&str; 9] = [
     "x-canvas-width",
     "x-canvas-height",
     "x-canvas-seq",
+    "x-canvas-epoch",
 ];
 
 pub async fn proxy(

@@ -5,6 +5,7 @@
 // gateway in front of a real canvas-api and Redis.
 
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { after, before, describe, test } from "node:test";
 import { canvasPixel, launchBrowser, openPage, waitCanvasPixel, waitLive } from "./browser.mjs";
 import { Stack } from "./stack.mjs";
@@ -314,6 +315,43 @@ describe("protocol v1 in the client", { timeout: 120_000 }, () => {
     // benchmarks, and a timed assertion fails on a busy machine for reasons
     // that are not the client's. Frames must still have kept coming.
     assert.ok(stats.frames > SECONDS, JSON.stringify(stats));
+    await closeClean(page);
+  });
+
+  // Last in this file: it empties the stack's Redis.
+  test("a board emptied while the page was away is refetched, even once its seqs passed the page's", async () => {
+    const old = await put(50, 30, "#811E9F");
+    const { page, nextSocket } = await mockedPage();
+    let ws = await nextSocket();
+    await connect(ws, (await stack.board()).seq);
+    await waitLive(page);
+    await waitCanvasPixel(page, 50, 30, "#811E9F");
+    const known = await page.evaluate(() => window.__canvas.seq());
+    assert.ok(known >= old.seq, `${known} < ${old.seq}`);
+
+    const reconnected = nextSocket();
+    await ws.close({ code: 1001, reason: "gateway shutting down; reconnect" });
+    await page.waitForFunction(() => window.__canvas.status() !== "live");
+    // The operator empties Redis; the new board's seqs pass the page's.
+    const port = new URL(stack.redis.url).port;
+    execFileSync("redis-cli", ["-p", port, "FLUSHALL"]);
+    let last;
+    for (let i = 0; i <= known; i++) last = await put(100 + (i % 500), 31, "#FFD635");
+    assert.ok(last.seq > known, `${last.seq} <= ${known}`);
+
+    ws = await reconnected;
+    await connect(ws, last.seq);
+    await waitLive(page);
+    // Caught up from seq `known` alone, the page would keep the old pixel
+    // and take the new board's writes for the rest of the old one; with the
+    // epoch it was told (410) and fetched the board.
+    await waitCanvasPixel(page, 50, 30, "#FFFFFF");
+    await waitCanvasPixel(page, 100, 31, "#FFD635");
+    assert.equal(await page.evaluate(() => window.__canvas.seq()), last.seq);
+    // The one failed request is that answer: the catch-up with the old epoch.
+    const told = page.problems.filter((m) => /^HTTP 410 for .*\/api\/updates\?since=\d+&.*epoch=/.test(m));
+    assert.equal(told.length, 1, JSON.stringify(page.problems));
+    page.problems = page.problems.filter((m) => !told.includes(m));
     await closeClean(page);
   });
 });

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use protocol::{ErrorCode, ServerMessage};
 
-use crate::harness::http::{self, canvas_bin, pixel_at};
+use crate::harness::http::{self, canvas_bin, canvas_bin_with_epoch, pixel_at};
 use crate::harness::player::{
     Player, Traffic, join_players, report_recovery, verify, verify_views,
 };
@@ -275,6 +275,60 @@ async fn drill_redis_emptied_while_subscribed() {
         "every player was told to resync"
     );
     report_recovery("Redis emptied (FLUSHALL) while subscribed", &players);
+}
+
+/// A client away while Redis was emptied, back after the new seqs passed
+/// its own: the seq alone cannot tell it, the epoch does.
+#[tokio::test]
+async fn a_client_away_while_redis_was_emptied_is_told_by_the_epoch() {
+    let stack = Stack::start(1, NO_COOLDOWN).await;
+    let api = stack.api.http();
+    http::write_many(&api, 5, 0).await;
+    let (_, _, seq, _, before) = canvas_bin_with_epoch(&api).await;
+    assert_eq!(seq, 5);
+    let updates = |since: u64, epoch: &str| {
+        let url = format!("{api}/api/updates?since={since}&epoch={epoch}");
+        async move {
+            http::client()
+                .get(url)
+                .send()
+                .await
+                .expect("GET /api/updates")
+        }
+    };
+    assert_eq!(updates(5, &before).await.status(), 200);
+
+    let mut redis = stack.redis.conn().await;
+    let _: () = redis::cmd("FLUSHALL")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    http::write_many(&api, 8, 1).await;
+
+    // Without the epoch, seqs 6..=8 of the new board pass for the rest of
+    // the old one...
+    let blind: protocol::http::UpdatesPage = http::client()
+        .get(format!("{api}/api/updates?since=5"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(blind.latest_seq, 8);
+    assert_ne!(blind.epoch, before, "emptied Redis, new epoch");
+    // ...with it, the client is told to fetch the board again.
+    let (status, body) = http::expect_error(updates(5, &before).await).await;
+    assert_eq!(status, 410, "{body:?}");
+    let (_, _, seq, rgb, after) = canvas_bin_with_epoch(&api).await;
+    assert_eq!((seq, after.as_str()), (8, blind.epoch.as_str()));
+    // Row 0 went with the old board; row 1 is the new one's.
+    assert_eq!(pixel_at(&rgb, 1000, 0, 0), [0xFF; 3]);
+    assert_eq!(pixel_at(&rgb, 1000, 0, 1), [0, 0, 0]);
+    assert_eq!(updates(8, &after).await.status(), 200);
+    // A malformed epoch is a client error, not a reset.
+    let (status, _) = http::expect_error(updates(8, "not%20one").await).await;
+    assert_eq!(status, 400);
 }
 
 #[tokio::test]

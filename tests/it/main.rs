@@ -13,6 +13,7 @@ mod k8s;
 mod limits;
 mod loadtest;
 mod presence;
+mod redis_tls;
 mod shutdown;
 mod sse;
 mod user_delivery;

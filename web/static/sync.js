@@ -43,6 +43,7 @@ export class Sync {
     this.pingTimer = 0;
     this.lastFrameAt = 0;
     this.knownSeq = -1; // every write with seq <= knownSeq is applied
+    this.epoch = ""; // the board's epoch: seqs compare only within one
     this.pending = new Set(); // applied seqs above knownSeq + 1
     this.gapTimer = 0;
     this.loading = false; // a board fetch is running: buffer live events
@@ -222,6 +223,7 @@ export class Sync {
         const bytes = new Uint8Array(await r.arrayBuffer());
         this.board.load(width, height, bytes, seq);
         this.knownSeq = seq;
+        this.epoch = r.headers.get("x-canvas-epoch") || "";
         this.pending.clear();
         clearTimeout(this.gapTimer);
         this.gapTimer = 0;
@@ -275,14 +277,18 @@ export class Sync {
       if (this.loading) return;
       let r;
       try {
-        r = await fetch(`/api/updates?since=${since}&limit=${UPDATES_PAGE}`, { cache: "no-store" });
+        // With the epoch, a store that lost its data since our board was
+        // read answers 410 even once its new seqs have passed ours.
+        const epoch = this.epoch ? `&epoch=${encodeURIComponent(this.epoch)}` : "";
+        r = await fetch(`/api/updates?since=${since}&limit=${UPDATES_PAGE}${epoch}`, { cache: "no-store" });
       } catch (e) {
         await new Promise((resolve) => setTimeout(resolve, delay));
         delay = Math.min(delay * 2, BACKOFF_MAX_MS);
         continue;
       }
       if (r.status === 410) {
-        // The replay log no longer reaches back that far.
+        // The replay log no longer reaches back that far, or the board was
+        // reset (another epoch).
         await this.loadBoard();
         return;
       }

@@ -71,6 +71,8 @@ pub struct Snapshot {
     pub seq: u64,
     /// `width * height * 3` bytes of RGB, row-major.
     pub rgb: Bytes,
+    /// The board's epoch: `seq`s compare only within one epoch.
+    pub epoch: String,
 }
 
 /// Who last placed a pixel, and when.
@@ -89,9 +91,11 @@ pub enum Updates {
         events: Vec<PixelUpdated>,
         latest_seq: u64,
         has_more: bool,
+        epoch: String,
     },
-    /// The log no longer reaches back to the asked `seq` (or the asked `seq`
-    /// is ahead of the store, as after a store lost its data).
+    /// The log no longer reaches back to the asked `seq`, the asked `seq` is
+    /// ahead of the store, or the asked epoch is not the board's: the store
+    /// lost its data since the caller's `seq` was read.
     Gone { latest_seq: u64 },
 }
 
@@ -145,10 +149,17 @@ impl CanvasStore {
         }
     }
 
-    pub async fn updates_since(&self, since: u64, limit: usize) -> Result<Updates, StoreError> {
+    /// Writes after `since`, at most `limit`; with `epoch`, [`Updates::Gone`]
+    /// unless it is still the board's epoch (checked atomically with the read).
+    pub async fn updates_since(
+        &self,
+        since: u64,
+        limit: usize,
+        epoch: Option<&str>,
+    ) -> Result<Updates, StoreError> {
         match self {
-            CanvasStore::Redis(s) => s.updates_since(since, limit).await,
-            CanvasStore::Embedded(s) => Ok(s.updates_since(since, limit)),
+            CanvasStore::Redis(s) => s.updates_since(since, limit, epoch).await,
+            CanvasStore::Embedded(s) => Ok(s.updates_since(since, limit, epoch)),
         }
     }
 

@@ -5,7 +5,9 @@
 //! a missing key or a short string reads as the white background and nothing
 //! needs initialising; `SETRANGE` writes one pixel. Writes go through one Lua
 //! script ([`place.lua`](place.lua)), snapshots through `MULTI`/`EXEC`, so a
-//! snapshot's bytes and its `seq` always agree.
+//! snapshot's bytes, its `seq` and its epoch always agree. Every read that
+//! hands out a `seq` first sets the epoch if there is none (`SET NX` of a
+//! new random id): a Redis that lost its data lost the epoch with it.
 
 use std::time::Duration;
 
@@ -121,10 +123,16 @@ impl RedisStore {
 
     pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
         let mut conn = self.conn.clone();
-        let (seq, stored): (Option<u64>, Option<Vec<u8>>) = redis::pipe()
+        let (seq, stored, epoch): (Option<u64>, Option<Vec<u8>>, String) = redis::pipe()
             .atomic()
+            .cmd("SET")
+            .arg(keys::EPOCH)
+            .arg(new_epoch())
+            .arg("NX")
+            .ignore()
             .get(keys::SEQ)
             .get(keys::BOARD)
+            .get(keys::EPOCH)
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -144,6 +152,7 @@ impl RedisStore {
         Ok(Snapshot {
             seq: seq.unwrap_or(0),
             rgb: Bytes::from(rgb),
+            epoch,
         })
     }
 
@@ -157,14 +166,22 @@ impl RedisStore {
         meta.map(|m| parse_meta(&m)).transpose()
     }
 
-    pub async fn updates_since(&self, since: u64, limit: usize) -> Result<Updates, StoreError> {
+    pub async fn updates_since(
+        &self,
+        since: u64,
+        limit: usize,
+        epoch: Option<&str>,
+    ) -> Result<Updates, StoreError> {
         let mut conn = self.conn.clone();
         let reply: Value = self
             .updates
             .key(keys::SEQ)
             .key(keys::LOG)
+            .key(keys::EPOCH)
             .arg(since)
             .arg(limit)
+            .arg(new_epoch())
+            .arg(epoch.unwrap_or(""))
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -201,6 +218,11 @@ pub async fn connect_manager(info: redis::ConnectionInfo) -> Result<ConnectionMa
         .map_err(unavailable)
 }
 
+/// A candidate epoch, kept only when the board has none.
+fn new_epoch() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
 fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -235,7 +257,11 @@ fn parse_updates(reply: Value, since: u64, limit: usize) -> Result<Updates, Stor
         Some(Value::Int(0)) => return Ok(Updates::Gone { latest_seq }),
         _ => return Err(bad("no status")),
     }
-    let entries = match parts.get(2) {
+    let epoch = match parts.get(2) {
+        Some(Value::BulkString(b)) => String::from_utf8_lossy(b).into_owned(),
+        _ => return Err(bad("no epoch")),
+    };
+    let entries = match parts.get(3) {
         Some(Value::Array(entries)) => entries.as_slice(),
         _ => &[],
     };
@@ -258,6 +284,7 @@ fn parse_updates(reply: Value, since: u64, limit: usize) -> Result<Updates, Stor
         has_more: events.len() == limit && last < latest_seq,
         events,
         latest_seq,
+        epoch,
     })
 }
 

@@ -30,6 +30,12 @@ pub async fn expect_error(response: reqwest::Response) -> (u16, ErrorBody) {
 
 /// The board as (width, height, seq, rgb).
 pub async fn canvas_bin(base: &str) -> (u32, u32, u64, Vec<u8>) {
+    let (w, h, seq, rgb, _) = canvas_bin_with_epoch(base).await;
+    (w, h, seq, rgb)
+}
+
+/// The board as (width, height, seq, rgb, epoch).
+pub async fn canvas_bin_with_epoch(base: &str) -> (u32, u32, u64, Vec<u8>, String) {
     let r = client()
         .get(format!("{base}/api/canvas.bin"))
         .send()
@@ -50,9 +56,16 @@ pub async fn canvas_bin(base: &str) -> (u32, u32, u64, Vec<u8>) {
         header("x-canvas-height") as u32,
         header("x-canvas-seq"),
     );
+    let epoch = r
+        .headers()
+        .get("x-canvas-epoch")
+        .expect("missing x-canvas-epoch")
+        .to_str()
+        .expect("ASCII epoch")
+        .to_owned();
     let bytes = r.bytes().await.expect("body").to_vec();
     assert_eq!(bytes.len(), (w * h * 3) as usize, "canvas.bin length");
-    (w, h, seq, bytes)
+    (w, h, seq, bytes, epoch)
 }
 
 pub fn pixel_at(rgb: &[u8], width: u32, x: u32, y: u32) -> [u8; 3] {

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::WsClient;
 use super::client::Ended;
-use super::http::{canvas_bin, client, pixel_at};
+use super::http::{canvas_bin, canvas_bin_with_epoch, client, pixel_at};
 
 /// How long a player keeps retrying one placement through an outage.
 pub const OUTAGE_LIMIT: Duration = Duration::from_secs(30);
@@ -62,6 +62,8 @@ pub struct Player {
     /// order (gateways pass them on at once), so the highest seq seen is
     /// not a safe place to catch up from; this is, as in the web client.
     pub seen_upto: u64,
+    /// The board's epoch `seen_upto` belongs to (empty until learnt).
+    epoch: String,
     /// Seqs applied above `seen_upto + 1`.
     ahead: BTreeSet<u64>,
     /// The last `stats` count.
@@ -85,13 +87,26 @@ impl Player {
     /// the first placement on a fresh board: the view starts empty.
     pub async fn join(index: u32, urls: &[String], api_url: &str) -> Player {
         let ws = WsClient::connect(&urls[0], Some(&format!("player-{index}"))).await;
+        let seen_upto = connected_seq(&ws);
+        // The epoch that seq belongs to (players join before any fault).
+        let page: UpdatesPage = client()
+            .get(format!("{api_url}/api/updates?since={seen_upto}"))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("GET /api/updates")
+            .json()
+            .await
+            .expect("updates JSON");
+        assert!(!page.epoch.is_empty(), "/api/updates names the epoch");
         Player {
             index,
             urls: urls.to_vec(),
             next_url: 1 % urls.len(),
             api_url: api_url.to_owned(),
             pods: vec![pod_of(&ws)],
-            seen_upto: connected_seq(&ws),
+            seen_upto,
+            epoch: page.epoch,
             ws,
             closes: Vec::new(),
             view: HashMap::new(),
@@ -142,7 +157,8 @@ impl Player {
     /// Replaces the view with the board as stored now.
     async fn refetch(&mut self) {
         self.refetches += 1;
-        let (width, height, seq, rgb) = canvas_bin(&self.api_url).await;
+        let (width, height, seq, rgb, epoch) = canvas_bin_with_epoch(&self.api_url).await;
+        self.epoch = epoch;
         self.view.clear();
         for y in 0..height {
             for x in 0..width {
@@ -187,9 +203,16 @@ impl Player {
         let from = self.seen_upto;
         let http = client();
         loop {
+            // With the epoch, a store that lost its data meanwhile answers
+            // 410 even when its new seqs have passed ours.
+            let epoch = if self.epoch.is_empty() {
+                String::new()
+            } else {
+                format!("&epoch={}", self.epoch)
+            };
             let r = http
                 .get(format!(
-                    "{}/api/updates?since={}",
+                    "{}/api/updates?since={}{epoch}",
                     self.api_url, self.seen_upto
                 ))
                 .send()

@@ -6,7 +6,9 @@
 //! fsynced every second, so a power cut loses at most about a second, like
 //! Redis with `appendfsync everysec`. `board.snap` holds the board at one
 //! `seq`; start-up loads it, replays the log over it, and compacts both.
-//! A `lock` file keeps a second process off the same folder.
+//! A `lock` file keeps a second process off the same folder. `epoch` names
+//! this board: a new board (no snapshot, no log) gets a new one, so a client
+//! holding a `seq` of a board that was deleted can tell.
 
 mod checksum;
 mod log;
@@ -27,6 +29,7 @@ use super::{Geometry, PixelRecord, PlaceOutcome, Snapshot, StoreError, Updates, 
 const SNAPSHOT_FILE: &str = "board.snap";
 const LOG_FILE: &str = "pixels.log";
 const LOCK_FILE: &str = "lock";
+const EPOCH_FILE: &str = "epoch";
 
 /// The most writes kept in memory for `/api/updates`, whatever
 /// `REPLAY_LOG_LEN` says, so memory stays bounded.
@@ -62,6 +65,7 @@ pub struct EmbeddedStore {
 struct Inner {
     geometry: Geometry,
     dir: PathBuf,
+    epoch: String,
     recent_cap: usize,
     state: Mutex<State>,
     sync_file: Mutex<File>,
@@ -99,6 +103,9 @@ impl EmbeddedStore {
         }
 
         let snap_path = dir.join(SNAPSHOT_FILE);
+        let log_path = dir.join(LOG_FILE);
+        let epoch =
+            read_or_new_epoch(dir, !snap_path.exists() && !log_path.exists()).map_err(dir_err)?;
         let (mut seq, mut board, mut meta) = if snap_path.exists() {
             let loaded = snapshot::read(&snap_path, geometry)?;
             (loaded.seq, loaded.board, loaded.meta)
@@ -109,7 +116,6 @@ impl EmbeddedStore {
         let recent_cap = (log_len as usize).min(MAX_RECENT);
         let mut recent = VecDeque::new();
         let mut last_timestamp = 0;
-        let log_path = dir.join(LOG_FILE);
         if log_path.exists() {
             let replay = log::replay(&log_path)?;
             if replay.torn_bytes > 0 {
@@ -167,6 +173,7 @@ impl EmbeddedStore {
             inner: Arc::new(Inner {
                 geometry,
                 dir: dir.to_owned(),
+                epoch,
                 recent_cap,
                 state: Mutex::new(State {
                     board,
@@ -270,6 +277,7 @@ impl EmbeddedStore {
         Snapshot {
             seq: state.seq,
             rgb: Bytes::copy_from_slice(&state.board),
+            epoch: self.inner.epoch.clone(),
         }
     }
 
@@ -286,14 +294,19 @@ impl EmbeddedStore {
         })
     }
 
-    pub fn updates_since(&self, since: u64, limit: usize) -> Updates {
+    pub fn updates_since(&self, since: u64, limit: usize, epoch: Option<&str>) -> Updates {
         let state = self.state();
         let latest_seq = state.seq;
+        if epoch.is_some_and(|e| e != self.inner.epoch) {
+            return Updates::Gone { latest_seq };
+        }
+        let epoch = self.inner.epoch.clone();
         if since == latest_seq {
             return Updates::Page {
                 events: Vec::new(),
                 latest_seq,
                 has_more: false,
+                epoch,
             };
         }
         let oldest = state.recent.front().map(|e| e.seq);
@@ -312,6 +325,7 @@ impl EmbeddedStore {
                     events,
                     latest_seq,
                     has_more: last < latest_seq,
+                    epoch,
                 }
             }
             _ => Updates::Gone { latest_seq },
@@ -399,6 +413,31 @@ fn apply(
     );
 }
 
+/// This board's epoch from `DATA_DIR/epoch`, or a new one written there when
+/// the board is new or the file is missing or unreadable as an epoch (which
+/// costs clients one board download, never a wrong one).
+fn read_or_new_epoch(dir: &Path, new_board: bool) -> std::io::Result<String> {
+    let path = dir.join(EPOCH_FILE);
+    if !new_board {
+        match std::fs::read_to_string(&path) {
+            Ok(text) if is_epoch(text.trim()) => return Ok(text.trim().to_owned()),
+            Ok(_) => tracing::warn!(file = %path.display(), "not an epoch; starting a new one"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let epoch = uuid::Uuid::new_v4().simple().to_string();
+    let tmp = dir.join(format!("{EPOCH_FILE}.tmp"));
+    std::fs::write(&tmp, format!("{epoch}\n"))?;
+    File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(epoch)
+}
+
+fn is_epoch(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,7 +487,7 @@ mod tests {
         assert_eq!(store.pixel(2, 1).unwrap().username, "b");
         assert!(store.pixel(0, 0).is_none());
         // The replay log survived too.
-        match store.updates_since(0, 10) {
+        match store.updates_since(0, 10, None) {
             Updates::Page { events, .. } => assert_eq!(events, vec![a, b]),
             gone => panic!("{gone:?}"),
         }
@@ -502,12 +541,16 @@ mod tests {
             stored(store.place(&write(x, "a", 0)).unwrap());
         }
         // Only seqs 3..=5 are kept.
-        assert_eq!(store.updates_since(1, 10), Updates::Gone { latest_seq: 5 });
-        match store.updates_since(2, 2) {
+        assert_eq!(
+            store.updates_since(1, 10, None),
+            Updates::Gone { latest_seq: 5 }
+        );
+        match store.updates_since(2, 2, None) {
             Updates::Page {
                 events,
                 latest_seq,
                 has_more,
+                ..
             } => {
                 assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
                 assert_eq!(latest_seq, 5);
@@ -515,9 +558,41 @@ mod tests {
             }
             gone => panic!("{gone:?}"),
         }
-        assert_eq!(store.updates_since(9, 2), Updates::Gone { latest_seq: 5 });
+        assert_eq!(
+            store.updates_since(9, 2, None),
+            Updates::Gone { latest_seq: 5 }
+        );
         assert!(
-            matches!(store.updates_since(5, 2), Updates::Page { ref events, .. } if events.is_empty())
+            matches!(store.updates_since(5, 2, None), Updates::Page { ref events, .. } if events.is_empty())
+        );
+    }
+
+    #[test]
+    fn the_epoch_survives_a_restart_and_a_new_board_gets_a_new_one() {
+        let d = dir("epoch");
+        let first = {
+            let store = EmbeddedStore::open(&d, G, 10).unwrap();
+            stored(store.place(&write(0, "a", 0)).unwrap());
+            store.snapshot().epoch
+        };
+        let store = EmbeddedStore::open(&d, G, 10).unwrap();
+        assert_eq!(store.snapshot().epoch, first);
+        assert!(matches!(
+            store.updates_since(0, 10, Some(&first)),
+            Updates::Page { .. }
+        ));
+        assert_eq!(
+            store.updates_since(0, 10, Some("other")),
+            Updates::Gone { latest_seq: 1 }
+        );
+        drop(store);
+        std::fs::remove_file(d.join(SNAPSHOT_FILE)).unwrap();
+        std::fs::remove_file(d.join(LOG_FILE)).unwrap();
+        let store = EmbeddedStore::open(&d, G, 10).unwrap();
+        assert_ne!(store.snapshot().epoch, first);
+        assert_eq!(
+            store.updates_since(0, 10, Some(&first)),
+            Updates::Gone { latest_seq: 0 }
         );
     }
 
