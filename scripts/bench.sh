@@ -10,7 +10,8 @@
 #   cluster3  scripts/cluster.sh: Redis, 2 canvas-api, 3 gateways behind
 #           nginx; clients use nginx's one URL
 # In LOADTEST-ARGS, @GW_PID@ stands for the first gateway's pid.
-# Services run with COOLDOWN_MS=0 PALETTE=any; FANOUT_WINDOW_MS and other
+# Services run with COOLDOWN_MS=0 PALETTE=any and no per-IP limits;
+# FANOUT_WINDOW_MS and other
 # variables in the environment pass through to them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +38,9 @@ wait_http() {
   exit 1
 }
 export COOLDOWN_MS=0 PALETTE=any RUST_LOG=${RUST_LOG:-warn}
+# Every load-test client comes from loopback: per-IP limits would measure
+# themselves, not the system (set them to measure them).
+export MAX_CONNECTIONS_PER_IP=${MAX_CONNECTIONS_PER_IP:-0} MESSAGES_PER_SEC_PER_IP=${MESSAGES_PER_SEC_PER_IP:-0}
 
 urls=()
 case "$topology" in

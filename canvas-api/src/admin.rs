@@ -68,7 +68,9 @@ fn authorize(state: &AppState, headers: &HeaderMap, by: Option<&str>) -> Result<
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
-        return Err(ApiError::Unauthorized);
+        return Err(ApiError::Unauthorized(
+            "the admin routes need `Authorization: Bearer <ADMIN_TOKEN>`".into(),
+        ));
     }
     let by = by
         .map(str::to_owned)

@@ -113,6 +113,8 @@ impl Canvas {
             pool_size: self.inner.pool.map(|p| p.size),
             pool_refill_ms: self.inner.pool.map(|p| p.refill_ms),
             seq,
+            // The board's owner does not know; `/api/config` fills it in.
+            auth_required: false,
         })
     }
 
@@ -188,7 +190,14 @@ impl Canvas {
             }
             Ok(PlaceOutcome::IpLimited { retry_after_ms }) => {
                 m.placements_ip_limited.inc();
-                Err(ApiError::RateLimited { retry_after_ms })
+                Err(ApiError::RateLimited {
+                    message: format!(
+                        "too many placements from your address; retry in {}.{:03} s",
+                        retry_after_ms / 1000,
+                        retry_after_ms % 1000
+                    ),
+                    retry_after_ms,
+                })
             }
             Ok(PlaceOutcome::Banned) => {
                 m.placements_moderated.inc();

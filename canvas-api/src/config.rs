@@ -277,9 +277,182 @@ pub struct StoreArgs {
     pub data_dir: PathBuf,
 }
 
+/// Whether placing needs a session token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthMode {
+    /// The prototype's way: a connection without a token is whoever its
+    /// `?username=`/`set_username` says; a token, when given, still wins.
+    Open,
+    /// Placing needs a token; connections without one may only watch.
+    Required,
+}
+
+/// The least `AUTH_SECRET` length: an HMAC-SHA256 key shorter than its
+/// output weakens it.
+pub const MIN_AUTH_SECRET_BYTES: usize = 32;
+
+/// Identity: session tokens, and who the client behind a proxy is.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuthArgs {
+    /// `open` (a connection without a token is who it says) or `required`
+    /// (placing needs a session token from `POST /api/session`).
+    #[arg(long = "auth", env = "AUTH", value_enum, default_value = "open")]
+    pub mode: AuthMode,
+
+    /// The secret (at least 32 bytes) that signs session tokens; every pod
+    /// needs the same. When unset, one is made and shared: in Redis
+    /// (`canvas:auth-secret`), or in `DATA_DIR/auth-secret`.
+    #[arg(long = "auth-secret", env = "AUTH_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+
+    /// Seconds a session token (and its claim on the username) lasts.
+    #[arg(long = "session-ttl-secs", env = "SESSION_TTL_SECS", default_value_t = 7 * 24 * 3600,
+          value_parser = clap::value_parser!(u64).range(1..=365 * 24 * 3600))]
+    pub session_ttl_secs: u64,
+
+    /// Sessions `POST /api/session` issues per client IP per hour, in this
+    /// process (0: no limit).
+    #[arg(long = "sessions-per-hour-per-ip", env = "SESSIONS_PER_HOUR_PER_IP", default_value_t = 30,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub sessions_per_hour_per_ip: u32,
+
+    /// Comma-separated CIDRs (`10.0.0.0/8,127.0.0.1/32`) of proxies whose
+    /// `X-Forwarded-For` is believed. Unset: the client is the socket's peer.
+    #[arg(long = "trusted-proxies", env = "TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
+}
+
+impl AuthArgs {
+    /// Checks what clap cannot, naming the variable at fault.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(secret) = &self.secret
+            && secret.len() < MIN_AUTH_SECRET_BYTES
+        {
+            return Err(format!(
+                "AUTH_SECRET must be at least {MIN_AUTH_SECRET_BYTES} bytes (it has {}); e.g. `openssl rand -hex 32`",
+                secret.len()
+            ));
+        }
+        self.trusted().map(drop)
+    }
+
+    /// The parsed `TRUSTED_PROXIES`.
+    pub fn trusted(&self) -> Result<Vec<ipnet::IpNet>, String> {
+        parse_cidrs(self.trusted_proxies.as_deref().unwrap_or(""))
+    }
+}
+
+/// `a.b.c.d/n,…`; a bare address means just that address.
+pub fn parse_cidrs(list: &str) -> Result<Vec<ipnet::IpNet>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| format!("TRUSTED_PROXIES: {item:?} is not a CIDR like 10.0.0.0/8"))
+        })
+        .collect()
+}
+
+/// Limits every HTTP route shares, in both services.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HttpArgs {
+    /// Seconds any HTTP request may take to be answered (408 past it); the
+    /// SSE stream and WebSockets, once answered, are not limited.
+    #[arg(long = "request-timeout-secs", env = "REQUEST_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_secs: u64,
+
+    /// Comma-separated origins (`https://a.example,http://localhost:3000`)
+    /// whose pages may call `/api` from the browser. Unset: same origin
+    /// only (no CORS headers at all).
+    #[arg(long = "cors-allowed-origins", env = "CORS_ALLOWED_ORIGINS")]
+    pub cors_allowed_origins: Option<String>,
+}
+
+impl HttpArgs {
+    pub fn validate(&self) -> Result<(), String> {
+        self.cors_origins().map(drop)
+    }
+
+    /// The parsed `CORS_ALLOWED_ORIGINS` (empty: CORS off).
+    pub fn cors_origins(&self) -> Result<Vec<String>, String> {
+        let list = self.cors_allowed_origins.as_deref().unwrap_or("");
+        list.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|origin| {
+                let (scheme, rest) = origin.split_once("://").unwrap_or(("", ""));
+                let host_ok = !rest.is_empty()
+                    && rest.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']')
+                    });
+                if matches!(scheme, "http" | "https") && host_ok {
+                    Ok(origin.to_owned())
+                } else {
+                    Err(format!(
+                        "CORS_ALLOWED_ORIGINS: {origin:?} is not an origin like https://example.com or http://localhost:3000 (no path)"
+                    ))
+                }
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trusted_proxies_parse_or_name_the_variable() {
+        let nets = parse_cidrs("10.0.0.0/8, 127.0.0.1 ,::1/128").unwrap();
+        assert_eq!(nets.len(), 3);
+        assert!(nets[1].contains(&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()));
+        assert!(
+            parse_cidrs("10.0.0.0/33")
+                .unwrap_err()
+                .contains("TRUSTED_PROXIES")
+        );
+        assert!(parse_cidrs("nope").is_err());
+        assert!(parse_cidrs("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn cors_origins_are_checked() {
+        let http = |v: &str| HttpArgs {
+            request_timeout_secs: 1,
+            cors_allowed_origins: Some(v.into()),
+        };
+        assert_eq!(
+            http("https://a.example, http://localhost:3000")
+                .cors_origins()
+                .unwrap(),
+            vec!["https://a.example", "http://localhost:3000"]
+        );
+        for bad in ["a.example", "https://a.example/path", "ftp://x", "https://"] {
+            assert!(
+                http(bad)
+                    .cors_origins()
+                    .unwrap_err()
+                    .contains("CORS_ALLOWED_ORIGINS"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_short_auth_secret_is_refused() {
+        let auth = AuthArgs {
+            mode: AuthMode::Open,
+            secret: Some("short".into()),
+            session_ttl_secs: 1,
+            sessions_per_hour_per_ip: 1,
+            trusted_proxies: None,
+        };
+        assert!(auth.validate().unwrap_err().contains("AUTH_SECRET"));
+    }
 
     fn args(url: Option<&str>, host: Option<&str>, password: Option<&str>) -> RedisArgs {
         RedisArgs {

@@ -27,14 +27,10 @@ pub enum ApiError {
     InvalidUsername(String),
     #[error("you can place another pixel in {}.{:03} s", retry_after_ms / 1000, retry_after_ms % 1000)]
     Cooldown { retry_after_ms: u64 },
-    #[error("too many placements from your address; retry in {}.{:03} s", retry_after_ms / 1000, retry_after_ms % 1000)]
-    RateLimited { retry_after_ms: u64 },
     #[error("you are banned from placing pixels")]
     Banned,
     #[error("this pixel is protected by the moderators")]
     Protected,
-    #[error("the admin routes need `Authorization: Bearer <ADMIN_TOKEN>`")]
-    Unauthorized,
     #[error("moderation is disabled: no ADMIN_TOKEN is configured")]
     ModerationDisabled,
     #[error("nobody has placed the pixel at ({x}, {y})")]
@@ -53,6 +49,25 @@ pub enum ApiError {
     /// The cause is logged, not sent.
     #[error("internal error")]
     Internal(String),
+    /// No valid session token (or admin token) where one is needed; says
+    /// which fault.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The name is held by another live session.
+    #[error("the username {username:?} is taken; choose another, or retry in {} s", retry_after_ms.div_ceil(1000))]
+    UsernameTaken {
+        username: String,
+        retry_after_ms: u64,
+    },
+    /// Too many requests from one IP (session issuance, the per-IP
+    /// placement pool).
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_ms: u64,
+    },
+    #[error("the request took longer than {0} s")]
+    RequestTimeout(u64),
     /// An error as a remote canvas-api reported it.
     #[error("{}", .0.message)]
     Remote(ErrorDetail),
@@ -66,10 +81,8 @@ impl ApiError {
             ApiError::InvalidColor(_) => ErrorCode::InvalidColor,
             ApiError::InvalidUsername(_) => ErrorCode::InvalidUsername,
             ApiError::Cooldown { .. } => ErrorCode::Cooldown,
-            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::Banned => ErrorCode::Banned,
             ApiError::Protected => ErrorCode::Protected,
-            ApiError::Unauthorized => ErrorCode::Unauthorized,
             ApiError::ModerationDisabled => ErrorCode::ModerationDisabled,
             ApiError::NeverPlaced { .. } => ErrorCode::NeverPlaced,
             ApiError::Gone { .. } => ErrorCode::Gone,
@@ -77,15 +90,19 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::Unavailable(_) => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
+            ApiError::Unauthorized(_) => ErrorCode::Unauthorized,
+            ApiError::UsernameTaken { .. } => ErrorCode::UsernameTaken,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::RequestTimeout(_) => ErrorCode::RequestTimeout,
             ApiError::Remote(detail) => detail.code,
         }
     }
 
     pub fn retry_after_ms(&self) -> Option<u64> {
         match self {
-            ApiError::Cooldown { retry_after_ms } | ApiError::RateLimited { retry_after_ms } => {
-                Some(*retry_after_ms)
-            }
+            ApiError::Cooldown { retry_after_ms }
+            | ApiError::UsernameTaken { retry_after_ms, .. }
+            | ApiError::RateLimited { retry_after_ms, .. } => Some(*retry_after_ms),
             ApiError::Remote(detail) => detail.retry_after_ms,
             _ => None,
         }
@@ -105,10 +122,12 @@ impl ApiError {
                 StatusCode::NOT_FOUND
             }
             ErrorCode::Banned | ErrorCode::Protected => StatusCode::FORBIDDEN,
-            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::Gone => StatusCode::GONE,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::UsernameTaken => StatusCode::CONFLICT,
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::Internal | ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

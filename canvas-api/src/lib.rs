@@ -5,9 +5,12 @@
 
 pub mod admin;
 pub mod announce;
+pub mod auth;
 pub mod canvas;
+pub mod client_ip;
 pub mod config;
 pub mod error;
+pub mod http_policy;
 pub mod listen;
 pub mod maintenance;
 pub mod metrics;
@@ -20,21 +23,16 @@ pub mod routes;
 pub mod store;
 
 use std::future::Future;
-use std::time::Duration;
 
 use axum::Router;
-use axum::http::StatusCode;
 use tokio::net::TcpListener;
-use tower_http::compression::{CompressionLayer, CompressionLevel};
-use tower_http::timeout::TimeoutLayer;
 
 pub use announce::Announcer;
+pub use auth::Auth;
 pub use canvas::Canvas;
 pub use error::ApiError;
+pub use http_policy::{HttpPolicy, http_layers};
 pub use notices::UserNotices;
-
-/// How long any HTTP request may take.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What every canvas-api handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -43,26 +41,17 @@ pub struct AppState {
     pub announcer: Announcer,
     /// Events for one user: the answers to their HTTP placements.
     pub notices: UserNotices,
-}
-
-/// Compression (when the client accepts it) and a time limit, for every
-/// route that returns a body.
-pub fn http_layers(router: Router) -> Router {
-    router
-        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
-        ))
+    /// Session tokens and username claims.
+    pub auth: Auth,
 }
 
 /// The standalone canvas-api's router.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, policy: &HttpPolicy) -> Router {
     let router = routes::all_routes()
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .with_state(state);
-    http_layers(router)
+    http_layers(router, policy)
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then finishes

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use canvas_api::config::{CanvasArgs, RedisArgs, StoreArgs};
-use canvas_api::{Announcer, AppState, Canvas, UserNotices};
+use canvas_api::config::{AuthArgs, CanvasArgs, HttpArgs, RedisArgs, StoreArgs};
+use canvas_api::{Announcer, AppState, Auth, Canvas, HttpPolicy, UserNotices};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,6 +26,12 @@ struct Config {
 
     #[command(flatten)]
     store: StoreArgs,
+
+    #[command(flatten)]
+    auth: AuthArgs,
+
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 #[tokio::main]
@@ -33,12 +39,22 @@ async fn main() -> anyhow::Result<()> {
     canvas_api::process::init_tracing();
     let config = Config::parse();
     config.canvas.validate().map_err(anyhow::Error::msg)?;
+    config.auth.validate().map_err(anyhow::Error::msg)?;
+    let policy = HttpPolicy::from_args(&config.http).map_err(anyhow::Error::msg)?;
     let redis = config.redis.connection_info().map_err(anyhow::Error::msg)?;
 
     // Bind first: a taken port must fail before the store is opened.
     let listener = canvas_api::listen::bind(config.listen, None)
         .with_context(|| format!("LISTEN_ADDR {}: cannot listen", config.listen))?;
     let store = canvas_api::open_store(&config.canvas, redis, &config.store).await?;
+    let auth = match &store {
+        canvas_api::store::CanvasStore::Redis(r) => {
+            Auth::start(&config.auth, Some(r.connection()), None).await?
+        }
+        canvas_api::store::CanvasStore::Embedded(_) => {
+            Auth::start(&config.auth, None, Some(&config.store.data_dir)).await?
+        }
+    };
     let announcer = match &store {
         canvas_api::store::CanvasStore::Redis(r) => Announcer::Redis(r.connection()),
         canvas_api::store::CanvasStore::Embedded(_) => Announcer::Nobody,
@@ -55,11 +71,15 @@ async fn main() -> anyhow::Result<()> {
     );
 
     tracing::info!("listening on {}", listener.local_addr()?);
-    let router = canvas_api::router(AppState {
-        canvas,
-        announcer,
-        notices,
-    });
+    let router = canvas_api::router(
+        AppState {
+            canvas,
+            announcer,
+            notices,
+            auth,
+        },
+        &policy,
+    );
     canvas_api::run(listener, router, canvas_api::process::shutdown_signal()).await?;
 
     cancel.cancel();

@@ -1,6 +1,7 @@
 //! canvas-api's HTTP routes.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use axum::Json;
 use axum::Router;
@@ -13,11 +14,14 @@ use axum::routing::get;
 use protocol::ServerMessage;
 use protocol::http::{
     HEADER_CANVAS_EPOCH, HEADER_CANVAS_HEIGHT, HEADER_CANVAS_SEQ, HEADER_CANVAS_WIDTH,
-    HEADER_PUBLISHED_BY_CALLER, PixelInfo, PlacePixelRequest, PlacePixelResponse, UpdatesPage,
+    HEADER_PUBLISHED_BY_CALLER, PixelInfo, PlacePixelRequest, PlacePixelResponse, SessionRequest,
+    SessionResponse, UpdatesPage,
 };
 use protocol::username::is_valid_username;
 
 use crate::AppState;
+use crate::auth::bearer;
+use crate::client_ip::client_ip;
 use crate::error::ApiError;
 use crate::render;
 
@@ -26,10 +30,17 @@ pub const MAX_PIXEL_BODY: usize = 4 * 1024;
 /// `/api/updates` page size when `limit` is not given.
 pub const DEFAULT_UPDATES_PAGE: usize = 1000;
 
+/// The largest `POST /api/session` body.
+pub const MAX_SESSION_BODY: usize = 4 * 1024;
+
 /// The `/api` routes alone, for a process that serves them beside others.
 pub fn api_routes() -> Router<AppState> {
     Router::new()
         .route("/api/config", get(config))
+        .route(
+            "/api/session",
+            axum::routing::post(session).layer(DefaultBodyLimit::max(MAX_SESSION_BODY)),
+        )
         .route(
             "/api/pixel",
             axum::routing::put(place_pixel)
@@ -47,7 +58,42 @@ pub fn api_routes() -> Router<AppState> {
 async fn config(
     State(state): State<AppState>,
 ) -> Result<Json<protocol::http::CanvasConfig>, ApiError> {
-    Ok(Json(state.canvas.config().await?))
+    let mut config = state.canvas.config().await?;
+    config.auth_required = state.auth.required();
+    Ok(Json(config))
+}
+
+/// A body, or the typed reason it could not be read.
+fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::PayloadTooLarge(limit)
+        }
+        other => ApiError::BadRequest(other.body_text()),
+    })
+}
+
+/// `POST /api/session {"username"}`: a signed token for the name, unless
+/// another live session holds it (409 `username_taken`); presenting the
+/// name's current token (`Authorization: Bearer`) renews it.
+async fn session(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let body = read_body(body, MAX_SESSION_BODY)?;
+    let req: SessionRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!("the body must be JSON {{\"username\"}}: {e}"))
+    })?;
+    let current = bearer(&headers)?;
+    let client = client_ip(peer.ip(), &headers, state.auth.trusted_proxies());
+    let (token, expires_at) = state.auth.issue(&req.username, current, client).await?;
+    Ok(Json(SessionResponse {
+        token,
+        username: req.username,
+        expires_at,
+    }))
 }
 
 async fn place_pixel(
@@ -56,29 +102,40 @@ async fn place_pixel(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<PlacePixelResponse>, ApiError> {
-    let body = body.map_err(|e| match e {
-        BytesRejection::FailedToBufferBody(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::PayloadTooLarge(MAX_PIXEL_BODY)
+    // Who places: the token's user, whatever the body says; without a
+    // token, the body's username, unless AUTH=required.
+    let verified = match bearer(&headers)? {
+        Some(token) => Some(state.auth.verify(token)?.username),
+        None if state.auth.required() => {
+            return Err(ApiError::Unauthorized(
+                "AUTH=required: send `Authorization: Bearer <token>` (from POST /api/session)"
+                    .into(),
+            ));
         }
-        other => ApiError::BadRequest(other.body_text()),
-    })?;
-    let req: PlacePixelRequest = serde_json::from_slice(&body).map_err(|e| {
+        None => None,
+    };
+    let body = read_body(body, MAX_PIXEL_BODY)?;
+    let mut req: PlacePixelRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
             "the body must be JSON {{\"x\", \"y\", \"color\", \"username\"}}: {e}"
         ))
     })?;
+    if let Some(username) = verified {
+        req.username = username;
+    }
     // A gateway placing for its WebSocket client publishes the pixel and
     // answers its client itself; any other caller placed over HTTP, and the
     // user's connections hear the answer too.
     let over_http = !headers.contains_key(HEADER_PUBLISHED_BY_CALLER);
     // canvas-api is an internal service: only a gateway (which says so
     // with the header) speaks for its client's address; anyone else is
-    // counted by the address they connect from.
+    // counted by the address they connect from, or by X-Forwarded-For when
+    // that address is one of TRUSTED_PROXIES.
     let ip = match (&req.ip, over_http) {
         (Some(ip), false) => Some(ip.parse().map_err(|_| {
             ApiError::BadRequest(format!("`ip` must be an IP address, got {ip:?}"))
         })?),
-        _ => Some(peer.ip()),
+        _ => Some(client_ip(peer.ip(), &headers, state.auth.trusted_proxies())),
     };
     let event = match state
         .canvas

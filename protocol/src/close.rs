@@ -7,7 +7,8 @@ pub const GOING_AWAY: u16 = 1001;
 /// The connection broke the protocol in a way that cannot be answered with an
 /// `error` frame.
 pub const POLICY_VIOLATION: u16 = 1008;
-/// A frame far over the size limit (small excess gets an `error` frame).
+/// A frame over `MAX_FRAME_BYTES` (a frame between the protocol's 4 KiB and
+/// that gets an `error` frame instead).
 pub const MESSAGE_TOO_BIG: u16 = 1009;
 /// The gateway holds as many connections as it is allowed: try another
 /// replica or retry later.
@@ -15,3 +16,13 @@ pub const TRY_AGAIN_LATER: u16 = 1013;
 /// The client did not read its updates fast enough and its queue overflowed:
 /// reconnect and refetch the board (or catch up from `/api/updates`).
 pub const TOO_SLOW_RESYNC: u16 = 4008;
+/// The `?token=` is not a valid session token (forged, for another secret,
+/// expired, or malformed): drop it, get a new one from `POST /api/session`,
+/// reconnect. The reason says which.
+pub const UNAUTHORIZED: u16 = 4001;
+/// Nothing was heard from the client (no message, no pong) for
+/// `IDLE_TIMEOUT_SECS`: reconnect when needed.
+pub const IDLE_TIMEOUT: u16 = 4002;
+/// The client's IP kept sending far past `MESSAGES_PER_SEC_PER_IP` after
+/// being told `rate_limited`: reconnect later, and slower.
+pub const RATE_LIMITED: u16 = 4029;

@@ -41,10 +41,16 @@ pub enum ErrorCode {
     Banned,
     /// The pixel lies in a rectangle protected by a moderator.
     Protected,
-    /// An admin route without the right `Authorization: Bearer` token.
+    /// No valid token where one is needed: a session token (`AUTH=required`
+    /// and none was given, or it is forged, expired or malformed), or the
+    /// admin token on an admin route.
     Unauthorized,
     /// An admin route while no `ADMIN_TOKEN` is configured.
     ModerationDisabled,
+    /// `POST /api/session` for a name another live session holds.
+    UsernameTaken,
+    /// The request took longer than `REQUEST_TIMEOUT_SECS`.
+    RequestTimeout,
     /// A code this build does not know (sent by a newer server).
     #[serde(other)]
     Unknown,
@@ -72,6 +78,8 @@ impl ErrorCode {
             ErrorCode::Protected => "protected",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::ModerationDisabled => "moderation_disabled",
+            ErrorCode::UsernameTaken => "username_taken",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -109,6 +117,8 @@ mod tests {
             ErrorCode::Protected,
             ErrorCode::Unauthorized,
             ErrorCode::ModerationDisabled,
+            ErrorCode::UsernameTaken,
+            ErrorCode::RequestTimeout,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

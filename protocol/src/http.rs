@@ -39,6 +39,9 @@ pub struct CanvasConfig {
     /// The canvas-wide `seq` when the config was read.
     #[serde(default)]
     pub seq: u64,
+    /// `AUTH=required`: placing needs a session token (`POST /api/session`).
+    #[serde(default)]
+    pub auth_required: bool,
 }
 
 /// `PUT /api/pixel` request. Fields are loose on purpose (see
@@ -48,6 +51,9 @@ pub struct PlacePixelRequest {
     pub x: i64,
     pub y: i64,
     pub color: String,
+    /// Ignored when the request carries a session token
+    /// (`Authorization: Bearer`): the token's username places.
+    #[serde(default)]
     pub username: String,
     /// The placing client's IP, for per-IP limits. canvas-api believes it
     /// only from a gateway (a request carrying
@@ -276,4 +282,21 @@ pub struct LegacyCanvas {
     pub height: u32,
     pub seq: u64,
     pub pixels: std::collections::BTreeMap<String, Color>,
+}
+
+/// `POST /api/session`: claim a username.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRequest {
+    pub username: String,
+}
+
+/// `POST /api/session`'s answer: a signed token for `?token=` (WebSocket)
+/// and `Authorization: Bearer` (HTTP).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionResponse {
+    pub token: String,
+    pub username: String,
+    /// Milliseconds since the Unix epoch when the token stops being valid.
+    pub expires_at: u64,
 }

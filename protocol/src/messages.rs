@@ -338,3 +338,36 @@ mod tests {
         );
     }
 }
+
+/// Property test: a client reading the server's messages (this crate's
+/// types) gets a value or an error for any input, never a panic.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn any_text_parses_or_fails_cleanly(text in ".{0,300}") {
+            let _ = serde_json::from_str::<ServerMessage>(&text);
+            let _ = serde_json::from_str::<ClientMessage>(&text);
+        }
+
+        #[test]
+        fn typed_messages_with_any_fields_parse_or_fail_cleanly(
+            kind in prop_oneof![Just("pixel_updated"), Just("error"), Just("batch"), Just("connected"), Just("ack"), Just("resync")],
+            fields in prop::collection::btree_map("[a-zA-Z]{1,10}", prop_oneof![
+                any::<i64>().prop_map(|n| serde_json::json!(n)),
+                ".{0,20}".prop_map(serde_json::Value::String),
+                Just(serde_json::json!([])),
+                Just(serde_json::Value::Null),
+            ], 0..8),
+        ) {
+            let mut object: serde_json::Map<String, serde_json::Value> = fields.into_iter().collect();
+            object.insert("type".into(), kind.into());
+            let _ = serde_json::from_value::<ServerMessage>(serde_json::Value::Object(object));
+        }
+    }
+}

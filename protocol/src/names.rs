@@ -75,4 +75,11 @@ pub mod canvas {
     pub const POOL_PREFIX: &str = "pool:";
     /// Prefix of per-IP pixel-pool keys (`ip-pool:<ip>`), as above.
     pub const IP_POOL_PREFIX: &str = "ip-pool:";
+    /// The secret that signs session tokens, when `AUTH_SECRET` is not
+    /// configured: the first process to start sets it (`SET NX`), every
+    /// other one reads it, so all pods agree.
+    pub const AUTH_SECRET: &str = "canvas:auth-secret";
+    /// Prefix of username claims (`canvas:session:<username>` = the id of
+    /// the session holding the name, expiring with its token).
+    pub const SESSION_CLAIM_PREFIX: &str = "canvas:session:";
 }

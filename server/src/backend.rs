@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use canvas_api::{ApiError, Canvas};
+use canvas_api::{ApiError, Auth, Canvas};
 use protocol::PixelUpdated;
 use protocol::ServerMessage;
 use protocol::http::{
@@ -73,10 +73,13 @@ impl CanvasBackend {
 pub struct RemoteCanvas {
     http: reqwest::Client,
     base: String,
+    /// Vouches for the user of each placement made for a WebSocket, so
+    /// canvas-api never has to trust a bare username.
+    auth: Auth,
 }
 
 impl RemoteCanvas {
-    pub fn new(base_url: &str) -> Result<Self, reqwest::Error> {
+    pub fn new(base_url: &str, auth: Auth) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
             .timeout(REMOTE_TIMEOUT)
@@ -87,6 +90,7 @@ impl RemoteCanvas {
         Ok(RemoteCanvas {
             http,
             base: base_url.trim_end_matches('/').to_owned(),
+            auth,
         })
     }
 
@@ -117,6 +121,7 @@ impl RemoteCanvas {
             .http
             .put(format!("{}/api/pixel", self.base))
             .header(HEADER_PUBLISHED_BY_CALLER, "1")
+            .bearer_auth(self.auth.mint_internal(username))
             .json(&body)
             .send()
             .await

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use canvas_api::config::{CanvasArgs, RedisArgs, StoreArgs};
+use canvas_api::config::{AuthArgs, CanvasArgs, HttpArgs, RedisArgs, StoreArgs};
 
 /// The pixel canvas gateway. With no REDIS_URL/REDIS_HOST and no
 /// CANVAS_API_URL it is the whole product in one process, keeping the board
@@ -35,6 +35,40 @@ pub struct Config {
 
     #[command(flatten)]
     pub store: StoreArgs,
+
+    #[command(flatten)]
+    pub auth: AuthArgs,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
+
+    /// Largest WebSocket message (and frame) a client may send, in bytes;
+    /// a larger one closes the connection with 1009. Text frames over the
+    /// protocol's 4 KiB but within this get a `frame_too_large` error.
+    #[arg(long = "max-frame-bytes", env = "MAX_FRAME_BYTES", default_value_t = 16 * 1024,
+          value_parser = clap::value_parser!(u32).range(4096..=1024 * 1024))]
+    pub max_frame_bytes: u32,
+
+    /// WebSockets one client IP may hold on this gateway; more are refused
+    /// with HTTP 429 before the upgrade. 0: no limit.
+    #[arg(long = "max-connections-per-ip", env = "MAX_CONNECTIONS_PER_IP", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub max_connections_per_ip: u32,
+
+    /// Messages per second all WebSockets of one client IP on this gateway
+    /// may send together (a token bucket, one second of burst); past it a
+    /// message gets `rate_limited` with `retryAfterMs`, and an IP that sends
+    /// on past 4 more seconds' worth is closed with 4029. 0: no limit.
+    #[arg(long = "messages-per-sec-per-ip", env = "MESSAGES_PER_SEC_PER_IP", default_value_t = 200,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub messages_per_sec_per_ip: u32,
+
+    /// Seconds a WebSocket may stay silent (no message, no pong to the
+    /// gateway's pings, sent a few times per timeout) before it is closed
+    /// with 4002. 0: never.
+    #[arg(long = "idle-timeout-secs", env = "IDLE_TIMEOUT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub idle_timeout_secs: u64,
 
     /// Seconds a presence key lives without a refresh; it is refreshed
     /// three times per TTL.
@@ -128,6 +162,8 @@ impl Config {
     /// Checks what clap cannot, naming the variable at fault.
     pub fn validate(&self) -> Result<(), String> {
         self.canvas.validate()?;
+        self.auth.validate()?;
+        self.http.validate()?;
         if let Some(id) = &self.pod_id
             && (id.is_empty()
                 || id.len() > 128

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::stream::FuturesUnordered;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use protocol::messages::MAX_CLIENT_FRAME_BYTES;
 use protocol::username::is_valid_username;
 use protocol::{ClientMessage, ErrorCode, ServerMessage, close};
@@ -19,7 +19,20 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::Gateway;
 use crate::decode::decode;
+use crate::idle::{IdleClock, OnTick, on_tick};
+use crate::ip_limits::{IpSlot, Verdict};
 use crate::mailbox::{Mailbox, user_key};
+
+/// How a connection came by its username.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// From a valid session token: fixed for the connection's life.
+    Verified,
+    /// Said by the client (`?username=`, `set_username`), with `AUTH=open`.
+    Claimed,
+    /// No token with `AUTH=required`: may watch, not place.
+    Watcher,
+}
 
 /// Placements of one connection in flight at once; past it the gateway stops
 /// reading from that client until one finishes (backpressure, not a queue).
@@ -30,6 +43,9 @@ const MAX_FRAMES_PER_FLUSH: usize = 256;
 const SHED_RETRY_AFTER_MS: u64 = 200;
 /// How long a closing connection waits for its placements in flight.
 const IN_FLIGHT_ON_CLOSE: Duration = Duration::from_secs(2);
+/// How long a connection closed for flooding reads on for the client's
+/// close reply.
+const DRAIN_ON_CLOSE: Duration = Duration::from_secs(1);
 /// A client whose socket accepts nothing for this long is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -102,9 +118,22 @@ impl Drop for Registration<'_> {
     }
 }
 
-/// `ip` is the client's address, counted by the per-IP placement pool.
-pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String, ip: IpAddr) {
+pub async fn serve(
+    mut socket: WebSocket,
+    gw: Gateway,
+    username: String,
+    identity: Identity,
+    // Held for the connection's life: its place in its IP's count. Its IP
+    // is also what the per-IP placement pool counts.
+    ip_slot: IpSlot,
+) {
+    let ip = ip_slot.ip();
     let mut reg = Registration::new(&gw, username);
+    // The shared idle clock (no timer of our own): the tick now, and the
+    // tick the client was last heard on.
+    let mut idle = gw.idle_clock.clone();
+    let mut tick = idle.as_mut().map_or(0, |c| *c.borrow_and_update());
+    let mut heard = tick;
     // Subscribe before `connected`, so no event between the two is missed.
     let mut events = gw.hub.subscribe();
     let client_id = uuid::Uuid::new_v4().simple().to_string();
@@ -165,6 +194,26 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String, ip: IpA
                 let _ = write_all(&mut socket, last, &gw).await;
                 break;
             }
+            now = next_tick(&mut idle) => {
+                tick = now;
+                match on_tick(tick, heard) {
+                    OnTick::Nothing => {}
+                    OnTick::Ping => {
+                        // Never waits: a socket that cannot take a ping now
+                        // is backed up, and its other writes are already
+                        // bounded by WRITE_TIMEOUT. A ping left half sent
+                        // stays in the write buffer for the next flush.
+                        if let Some(Err(_)) = socket.send(Message::Ping(Default::default())).now_or_never() {
+                            break;
+                        }
+                    }
+                    OnTick::Close => {
+                        gw.metrics.idle_closes.inc();
+                        let _ = write_all(&mut socket, vec![close_frame(close::IDLE_TIMEOUT, "idle: nothing heard within IDLE_TIMEOUT_SECS")], &gw).await;
+                        break;
+                    }
+                }
+            }
             Some(reply) = next_reply(&mut in_flight), if placing(&in_flight) > 0 => {
                 if write_all(&mut socket, vec![reply], &gw).await.is_err() {
                     break;
@@ -221,8 +270,32 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String, ip: IpA
                     break;
                 };
                 gw.metrics.messages_in.inc();
+                heard = tick;
+                if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+                    match ip_slot.message() {
+                        Verdict::Allow => {}
+                        Verdict::Limited { retry_after_ms } => {
+                            gw.metrics.messages_rate_limited.inc();
+                            let reply = encode(&ServerMessage::Error {
+                                id: None,
+                                code: ErrorCode::RateLimited,
+                                message: "too many messages from your address; slow down".into(),
+                                retry_after_ms: Some(retry_after_ms),
+                            });
+                            if write_all(&mut socket, vec![reply], &gw).await.is_err() {
+                                break;
+                            }
+                            continue;
+                        }
+                        Verdict::Flood => {
+                            gw.metrics.flood_closes.inc();
+                            close_and_drain(&mut socket, close_frame(close::RATE_LIMITED, "message flood; reconnect later and slower"), &gw).await;
+                            break;
+                        }
+                    }
+                }
                 let reply = match msg {
-                    Message::Text(text) => match handle_text(&text, &mut reg) {
+                    Message::Text(text) => match handle_text(&text, &mut reg, identity) {
                         Action::Reply(reply) => Some(reply),
                         Action::Place { x, y, color, id } => match gw.placement_slots.clone().try_acquire_owned() {
                             Ok(slot) => {
@@ -253,6 +326,38 @@ pub async fn serve(mut socket: WebSocket, gw: Gateway, username: String, ip: IpA
                     }
             }
         }
+    }
+}
+
+/// Closes a connection whose client may still be sending: reads (and
+/// drops) what it sent until its close reply, for a second at most. Were
+/// the socket dropped with unread bytes, the kernel would answer with a
+/// reset that can destroy the close frame before the client reads it.
+async fn close_and_drain(socket: &mut WebSocket, close: Message, gw: &Gateway) {
+    if write_all(socket, vec![close], gw).await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(DRAIN_ON_CLOSE, async {
+        while let Some(Ok(msg)) = socket.recv().await {
+            if matches!(msg, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// The idle clock's next tick (pending forever without one).
+async fn next_tick(idle: &mut Option<IdleClock>) -> u64 {
+    match idle {
+        Some(clock) => {
+            if clock.changed().await.is_err() {
+                // The clock stopped with the gateway.
+                std::future::pending::<()>().await;
+            }
+            *clock.borrow_and_update()
+        }
+        None => std::future::pending().await,
     }
 }
 
@@ -288,7 +393,7 @@ enum Action {
 }
 
 /// Handles one text frame.
-fn handle_text(text: &str, reg: &mut Registration<'_>) -> Action {
+fn handle_text(text: &str, reg: &mut Registration<'_>, identity: Identity) -> Action {
     if text.len() > MAX_CLIENT_FRAME_BYTES {
         return Action::Reply(error(
             None,
@@ -305,6 +410,16 @@ fn handle_text(text: &str, reg: &mut Registration<'_>) -> Action {
     };
     match message {
         ClientMessage::Ping => Action::Reply(encode(&ServerMessage::Pong)),
+        ClientMessage::SetUsername { .. } if identity != Identity::Claimed => Action::Reply(error(
+            None,
+            ErrorCode::Unauthorized,
+            match identity {
+                Identity::Verified => "this connection's name comes from its session token",
+                _ => {
+                    "AUTH=required: get a session token (POST /api/session) and connect with ?token="
+                }
+            },
+        )),
         ClientMessage::SetUsername { username } => {
             if !is_valid_username(&username) {
                 return Action::Reply(error(
@@ -316,6 +431,15 @@ fn handle_text(text: &str, reg: &mut Registration<'_>) -> Action {
             reg.rename(username);
             Action::Nothing
         }
+        ClientMessage::PixelUpdate { id, .. } if identity == Identity::Watcher => {
+            Action::Reply(error(
+                id,
+                ErrorCode::Unauthorized,
+                "AUTH=required: placing needs a session token (POST /api/session, then ?token=)",
+            ))
+        }
+        // A `username` in the frame, if any, is ignored: the connection's
+        // identity places.
         ClientMessage::PixelUpdate { x, y, color, id } => Action::Place { x, y, color, id },
     }
 }

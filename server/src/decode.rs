@@ -127,3 +127,122 @@ mod tests {
         assert!(!e.message.contains("line 1"), "{}", e.message);
     }
 }
+
+/// Property tests: whatever a client sends, the decoder answers with a
+/// message or a typed error, and never panics. Thousands of cases per run.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    /// Any JSON value, nested a few levels.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<u64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            ".{0,40}".prop_map(Value::String),
+            prop_oneof![
+                Just("pixel_update"),
+                Just("set_username"),
+                Just("ping"),
+                Just("#FF4500")
+            ]
+            .prop_map(|s| json!(s)),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("type".to_owned()),
+                        Just("x".to_owned()),
+                        Just("id".to_owned()),
+                        "[a-z]{1,8}"
+                    ],
+                    inner,
+                    0..6
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// A valid message with one field replaced, removed or added.
+    fn mutated_message() -> impl Strategy<Value = Value> {
+        let base = prop_oneof![
+            Just(json!({"type": "pixel_update", "x": 1, "y": 2, "color": "#000000", "id": 3})),
+            Just(json!({"type": "set_username", "username": "alice"})),
+            Just(json!({"type": "ping"})),
+        ];
+        let field = prop_oneof![
+            Just("type"),
+            Just("x"),
+            Just("y"),
+            Just("color"),
+            Just("id"),
+            Just("username"),
+            Just("extra"),
+        ];
+        (base, field, prop::option::of(any_json())).prop_map(|(mut message, field, value)| {
+            let object = message.as_object_mut().expect("an object");
+            match value {
+                Some(v) => object.insert(field.to_owned(), v),
+                None => object.remove(field),
+            };
+            message
+        })
+    }
+
+    /// The decoder's contract for any input.
+    fn check(text: &str) -> Result<(), TestCaseError> {
+        match decode(text) {
+            Ok(message) => {
+                // A decoded message survives a round trip unchanged.
+                let again: ClientMessage =
+                    serde_json::from_str(&serde_json::to_string(&message).unwrap()).unwrap();
+                prop_assert_eq!(again, message);
+            }
+            Err(e) => {
+                prop_assert!(
+                    matches!(e.code, ErrorCode::BadRequest | ErrorCode::UnknownType),
+                    "unexpected code {:?}",
+                    e.code
+                );
+                prop_assert!(!e.message.is_empty());
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            check(&String::from_utf8_lossy(&bytes))?;
+        }
+
+        #[test]
+        fn arbitrary_json_never_panics(value in any_json()) {
+            check(&value.to_string())?;
+        }
+
+        #[test]
+        fn mutated_messages_decode_or_say_why(value in mutated_message()) {
+            check(&value.to_string())?;
+        }
+
+        #[test]
+        fn truncated_messages_say_why(value in mutated_message(), cut in 0usize..200) {
+            let text = value.to_string();
+            let cut = cut.min(text.len());
+            if text.is_char_boundary(cut) {
+                check(&text[..cut])?;
+            }
+        }
+    }
+}

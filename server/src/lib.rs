@@ -8,12 +8,15 @@
 
 pub mod backend;
 pub mod bus;
+pub mod client_ip;
 pub mod config;
 pub mod connection;
 pub mod decode;
 pub mod drain;
 pub mod fanout;
 pub mod hub;
+pub mod idle;
+pub mod ip_limits;
 pub mod mailbox;
 pub mod metrics;
 pub mod presence;
@@ -33,7 +36,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::ws::Utf8Bytes;
-use canvas_api::{Announcer, Canvas, UserNotices};
+use canvas_api::{Announcer, Auth, Canvas, HttpPolicy, UserNotices};
 use protocol::http::CanvasConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -45,6 +48,8 @@ use crate::bus::{EventBus, INGEST_CAPACITY, Incoming};
 use crate::config::Config;
 use crate::fanout::Fanout;
 use crate::hub::Hub;
+use crate::idle::IdleClock;
+use crate::ip_limits::IpLimits;
 use crate::mailbox::{Mailboxes, user_key};
 use crate::metrics::GatewayMetrics;
 use crate::presence::{LocalUsers, PresenceStore, PresenceTask};
@@ -78,6 +83,16 @@ pub struct GatewayInner {
     pub notices: UserNotices,
     pub metrics: Arc<GatewayMetrics>,
     pub max_connections: usize,
+    /// Session tokens: who a connection is.
+    pub auth: Auth,
+    /// Time and body limits, CORS.
+    pub http_policy: HttpPolicy,
+    /// Connections and messages per client IP.
+    pub ip_limits: Arc<IpLimits>,
+    /// The idle-timeout clock (None: no idle timeout).
+    pub idle_clock: Option<IdleClock>,
+    /// The largest client message, in bytes (1009 past it).
+    pub max_frame_bytes: usize,
     /// One permit per placement in flight, gateway-wide (load shedding).
     pub placement_slots: Arc<Semaphore>,
     /// How `/api` is served here.
@@ -142,8 +157,20 @@ impl Gateway {
             None => local_announcer(ingest_tx.clone(), mailboxes.clone()),
         };
 
+        let http_policy = HttpPolicy::from_args(&config.http).map_err(anyhow::Error::msg)?;
+        // Every pod must agree on the secret: through Redis when there is
+        // one, else the single process keeps it in DATA_DIR. A gateway of a
+        // remote canvas-api without Redis needs AUTH_SECRET.
+        let auth_dir = config
+            .canvas_api_url
+            .is_none()
+            .then_some(config.store.data_dir.as_path());
+        let auth = Auth::start(&config.auth, redis_conn.clone(), auth_dir).await?;
+
         let backend = match &config.canvas_api_url {
-            Some(url) => CanvasBackend::Remote(RemoteCanvas::new(url).context("CANVAS_API_URL")?),
+            Some(url) => CanvasBackend::Remote(
+                RemoteCanvas::new(url, auth.clone()).context("CANVAS_API_URL")?,
+            ),
             None => {
                 let store =
                     canvas_api::open_store(&config.canvas, redis_info.clone(), &config.store)
@@ -165,6 +192,7 @@ impl Gateway {
                 canvas: canvas.clone(),
                 announcer,
                 notices: notices.clone(),
+                auth: auth.clone(),
             }),
         };
 
@@ -211,6 +239,12 @@ impl Gateway {
         };
         background.spawn(presence.run(background_stop.clone()));
 
+        let idle_clock = idle::start(
+            Duration::from_secs(config.idle_timeout_secs),
+            &background,
+            background_stop.clone(),
+        );
+
         tracing::info!(%pod_id, mode = mode_name(config), "gateway started");
         Ok(Gateway(Arc::new(GatewayInner {
             pod_id,
@@ -223,6 +257,14 @@ impl Gateway {
             notices,
             metrics,
             max_connections: config.max_connections,
+            auth,
+            http_policy,
+            ip_limits: IpLimits::new(
+                config.max_connections_per_ip,
+                config.messages_per_sec_per_ip,
+            ),
+            idle_clock,
+            max_frame_bytes: config.max_frame_bytes as usize,
             placement_slots: Arc::new(Semaphore::new(config.max_placements_in_flight as usize)),
             api,
             shutdown: CancellationToken::new(),

@@ -10,6 +10,9 @@ pub struct GatewayMetrics {
     pub messages_in: Counter,
     pub frames_out: Counter,
     pub slow_client_closes: Counter,
+    pub idle_closes: Counter,
+    pub messages_rate_limited: Counter,
+    pub flood_closes: Counter,
     pub placements_acked: Counter,
     pub placements_rejected: Counter,
     pub placements_shed: Counter,
@@ -70,6 +73,27 @@ impl GatewayMetrics {
             "Clients closed because their queue overflowed (code 4008).",
             "counter",
             self.slow_client_closes.get(),
+        );
+        write_counter(
+            out,
+            "gateway_idle_closes_total",
+            "Clients closed for silence (code 4002).",
+            "counter",
+            self.idle_closes.get(),
+        );
+        write_counter(
+            out,
+            "gateway_messages_rate_limited_total",
+            "Client messages refused with rate_limited (MESSAGES_PER_SEC_PER_IP).",
+            "counter",
+            self.messages_rate_limited.get(),
+        );
+        write_counter(
+            out,
+            "gateway_flood_closes_total",
+            "Clients closed for flooding (code 4029).",
+            "counter",
+            self.flood_closes.get(),
         );
         write_counter(
             out,

@@ -2,8 +2,10 @@
 //! loaded the page from a gateway reaches the whole API at one origin even
 //! where no ingress routes `/api` (local runs, the test cluster).
 
+use std::net::SocketAddr;
+
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use canvas_api::ApiError;
@@ -14,8 +16,8 @@ use crate::backend::RemoteCanvas;
 /// The largest request body passed on.
 const MAX_BODY: usize = 64 * 1024;
 
-/// Request headers passed on to canvas-api (the moderation API's token and
-/// admin name too, so the admin page works from a gateway's origin).
+/// Request headers passed on to canvas-api (the moderation API's admin
+/// name too, so the admin page works from a gateway's origin).
 const FORWARD_REQUEST: [HeaderName; 5] = [
     header::CONTENT_TYPE,
     header::ACCEPT,
@@ -37,14 +39,22 @@ const FORWARD_RESPONSE: [&str; 10] = [
     "x-canvas-epoch",
 ];
 
-pub async fn proxy(State(remote): State<RemoteCanvas>, request: Request) -> Response {
-    match forward(&remote, request).await {
+pub async fn proxy(
+    State(remote): State<RemoteCanvas>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    match forward(&remote, peer, request).await {
         Ok(response) => response,
         Err(e) => e.into_response(),
     }
 }
 
-async fn forward(remote: &RemoteCanvas, request: Request) -> Result<Response, ApiError> {
+async fn forward(
+    remote: &RemoteCanvas,
+    peer: SocketAddr,
+    request: Request,
+) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let body: Bytes = axum::body::to_bytes(body, MAX_BODY)
         .await
@@ -59,6 +69,19 @@ async fn forward(remote: &RemoteCanvas, request: Request) -> Result<Response, Ap
             outgoing = outgoing.header(name, value.clone());
         }
     }
+    // As any proxy does: append the address we saw, so a canvas-api that
+    // lists the gateways in TRUSTED_PROXIES knows the client's.
+    let forwarded = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .chain(std::iter::once(
+            peer.ip().to_canonical().to_string().as_str(),
+        ))
+        .collect::<Vec<_>>()
+        .join(", ");
+    outgoing = outgoing.header("x-forwarded-for", forwarded);
     // Never let a client suppress the broadcast of its own write.
     debug_assert!(
         !FORWARD_REQUEST

@@ -3,24 +3,22 @@
 //! here or passed through to canvas-api).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{StatusCode, Uri, header};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use protocol::close;
 use protocol::username::is_valid_username;
 
-use crate::connection::{self, guest_name};
+use crate::client_ip::client_ip;
+use crate::connection::{self, Identity, guest_name};
 use crate::{ApiMode, Gateway, web};
 
-/// A text frame past this closes the connection (1009); between
-/// `MAX_CLIENT_FRAME_BYTES` and this it gets a `frame_too_large` error.
-pub const MAX_WS_MESSAGE: usize = 64 * 1024;
 /// tungstenite allocates its read buffer eagerly per connection (and
 /// zero-fills it before each read); client frames are small, so a small
 /// buffer keeps idle connections cheap.
@@ -40,6 +38,7 @@ pub fn router(gateway: Gateway) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/events", get(crate::sse::events))
         .with_state(gateway.clone());
+    let policy = &gateway.http_policy;
     match &gateway.api {
         ApiMode::Local(state) => {
             router = router.merge(canvas_api::routes::api_routes().with_state(state.clone()));
@@ -55,24 +54,18 @@ pub fn router(gateway: Gateway) -> Router {
     let router = router
         .fallback(canvas_api::routes::not_found)
         .method_not_allowed_fallback(canvas_api::routes::method_not_allowed);
-    canvas_api::http_layers(router)
-}
-
-/// The address a client's placements are counted under by the per-IP
-/// pool: the socket's peer. One function, so a proxy-aware lookup
-/// (`TRUSTED_PROXIES`, `X-Forwarded-For`) can take its place.
-pub fn placement_ip(peer: SocketAddr) -> IpAddr {
-    peer.ip().to_canonical()
+    canvas_api::http_layers(router, policy)
 }
 
 async fn ws_only(
     State(gw): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     match upgrade {
-        Ok(upgrade) => accept(gw, query, upgrade, placement_ip(peer)),
+        Ok(upgrade) => accept(gw, peer, &headers, query, upgrade),
         Err(rejection) => (
             StatusCode::UPGRADE_REQUIRED,
             [(header::UPGRADE, "websocket")],
@@ -86,11 +79,12 @@ async fn ws_only(
 async fn root(
     State(gw): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     match upgrade {
-        Ok(upgrade) => accept(gw, query, upgrade, placement_ip(peer)),
+        Ok(upgrade) => accept(gw, peer, &headers, query, upgrade),
         Err(_) => web::file("/").expect("index is embedded"),
     }
 }
@@ -101,25 +95,65 @@ async fn static_file(uri: Uri) -> Response {
 
 fn accept(
     gw: Gateway,
+    peer: SocketAddr,
+    headers: &HeaderMap,
     query: HashMap<String, String>,
     upgrade: WebSocketUpgrade,
-    ip: IpAddr,
 ) -> Response {
     if gw.shutdown.is_cancelled() {
         gw.metrics.connections_refused.inc();
         return (StatusCode::SERVICE_UNAVAILABLE, "gateway shutting down").into_response();
     }
-    let username = query
-        .get("username")
-        .filter(|u| is_valid_username(u))
-        .cloned()
-        .unwrap_or_else(guest_name);
+    let ip = client_ip(peer.ip(), headers, gw.auth.trusted_proxies());
+    let Some(ip_slot) = gw.ip_limits.connect(ip) else {
+        gw.metrics.connections_refused.inc();
+        let detail = protocol::http::ErrorDetail {
+            code: protocol::ErrorCode::RateLimited,
+            message: "too many connections from your address; close one or retry later".into(),
+            retry_after_ms: Some(10_000),
+        };
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "10")],
+            axum::Json(protocol::http::ErrorBody { error: detail }),
+        )
+            .into_response();
+    };
+    // A token decides who the connection is; a bad one is told so by a
+    // close frame (4001), which a browser can read and an HTTP error is not.
+    let identity = match query.get("token").map(|t| gw.auth.verify(t)) {
+        Some(Ok(session)) => Ok((session.username, Identity::Verified)),
+        Some(Err(e)) => Err(e),
+        None if gw.auth.required() => Ok((guest_name(), Identity::Watcher)),
+        None => Ok((
+            query
+                .get("username")
+                .filter(|u| is_valid_username(u))
+                .cloned()
+                .unwrap_or_else(guest_name),
+            Identity::Claimed,
+        )),
+    };
+    let max_frame = gw.max_frame_bytes;
     upgrade
         .read_buffer_size(WS_READ_BUFFER)
         .write_buffer_size(WS_WRITE_BUFFER)
-        .max_message_size(MAX_WS_MESSAGE)
-        .max_frame_size(MAX_WS_MESSAGE)
+        .max_message_size(max_frame)
+        .max_frame_size(max_frame)
         .on_upgrade(move |mut socket| async move {
+            let (username, identity) = match identity {
+                Ok(identity) => identity,
+                Err(e) => {
+                    gw.metrics.connections_refused.inc();
+                    let _ = socket
+                        .send(Message::Close(Some(CloseFrame {
+                            code: close::UNAUTHORIZED,
+                            reason: Utf8Bytes::from_static(e.reason()),
+                        })))
+                        .await;
+                    return;
+                }
+            };
             if gw.metrics.connections.get() as usize >= gw.max_connections {
                 gw.metrics.connections_refused.inc();
                 let _ = socket
@@ -132,7 +166,7 @@ fn accept(
             }
             let tracker = gw.connections.clone();
             tracker
-                .track_future(connection::serve(socket, gw, username, ip))
+                .track_future(connection::serve(socket, gw, username, identity, ip_slot))
                 .await;
         })
 }

@@ -83,10 +83,22 @@ pub async fn events(
         Ok(r) => r,
         Err(msg) => return ApiError::BadRequest(msg).into_response(),
     };
-    let username = match query.get("username") {
-        None => None,
-        Some(name) if is_valid_username(name) => Some(name.clone()),
-        Some(_) => {
+    // A token names the stream's user (an `EventSource` cannot send
+    // headers, hence `?token=`); with AUTH=required, nothing else does.
+    let username = match (query.get("token"), query.get("username")) {
+        (Some(token), _) => match gw.auth.verify(token) {
+            Ok(session) => Some(session.username),
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+        (None, Some(_)) if gw.auth.required() => {
+            return ApiError::Unauthorized(
+                "AUTH=required: a user's events need ?token= (from POST /api/session)".into(),
+            )
+            .into_response();
+        }
+        (None, None) => None,
+        (None, Some(name)) if is_valid_username(name) => Some(name.clone()),
+        (None, Some(_)) => {
             return ApiError::InvalidUsername(
                 "username must be 1-32 letters, digits, '_' or '-'".into(),
             )

@@ -54,6 +54,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         JS,
         include_bytes!("../../web/static/ui.js"),
     ),
+    (
+        "/static/session.js",
+        JS,
+        include_bytes!("../../web/static/session.js"),
+    ),
 ];
 
 /// The file at `path`, if the client has one there.

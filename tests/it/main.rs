@@ -4,11 +4,13 @@
 mod harness;
 
 mod api;
+mod auth;
 mod cluster;
 mod embedded;
 mod faults;
 mod gateway;
 mod k8s;
+mod limits;
 mod loadtest;
 mod moderation;
 mod pool;

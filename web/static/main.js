@@ -2,6 +2,7 @@
 // exposes a small read-only hook for tests (`window.__canvas`).
 
 import { Board } from "./board.js";
+import { Session } from "./session.js";
 import { Sync } from "./sync.js";
 import { View } from "./view.js";
 import { Cooldown, Inspector, NameField, Palette, People, Status, Toasts, errorText, formatWait } from "./ui.js";
@@ -27,8 +28,18 @@ const timing = { scriptMs: performance.now(), boardShownMs: -1 };
 
 const cooldown = new Cooldown((cooling) => reticle.classList.toggle("cooling", cooling));
 const palette = new Palette();
+const session = new Session();
+/** The token this connection uses ("" without one), and whether the server
+ * requires one (AUTH=required, from /api/config). */
+let token = "";
+let authRequired = false;
 const names = new NameField((name) => {
   people.setMe(name);
+  // With tokens, a name is proven at connect time: reconnect as the new one.
+  if (authRequired) {
+    sync.restart();
+    return;
+  }
   if (!sync.send({ type: "set_username", username: name })) {
     toasts.show(`You'll be ${name} once reconnected.`, "info");
   }
@@ -51,8 +62,30 @@ const view = new View($("viewport"), $("board"), reticle, {
   },
 });
 
+// The palette, cooldown and rules, shown before the socket is up;
+// `connected` repeats the first two.
+const configReady = fetch("/api/config", { cache: "no-store" })
+  .then((r) => (r.ok ? r.json() : null))
+  .catch(() => null);
+
 const sync = new Sync(board, {
   username: () => names.remembered,
+  token: () => token,
+  async beforeConnect() {
+    const c = await configReady;
+    authRequired = !!(c && c.authRequired);
+    token = "";
+    const name = names.remembered;
+    if (!authRequired || !name) return;
+    const got = await session.ensure(name);
+    if (got.token) token = got.token;
+    else if (got.error === "username_taken") toasts.show(`The name ${name} is taken by another player: choose another to place pixels.`);
+    else toasts.show(`Could not sign in as ${name} (${got.error}): you can watch, not place.`);
+  },
+  onUnauthorized() {
+    session.drop();
+    token = "";
+  },
   onStatus(s, detail) {
     status.set(s, detail);
   },
@@ -93,10 +126,7 @@ const sync = new Sync(board, {
   },
 });
 
-// The palette and cooldown, shown before the socket is up; `connected`
-// repeats them.
-fetch("/api/config", { cache: "no-store" })
-  .then((r) => (r.ok ? r.json() : null))
+configReady
   .then((c) => {
     if (!c || connectedOnce) return;
     cooldownMs = Number(c.cooldownMs) || 0;

@@ -28,7 +28,10 @@ export class Sync {
    * @param {import("./board.js").Board} board
    * @param {object} hooks  onStatus(status, detail), onConnected(message),
    *   onMessage(message) for everything but pixels, onLoadError(error),
-   *   username() -> the name to connect with, or "" for a guest name
+   *   username() -> the name to connect with, or "" for a guest name,
+   *   token() -> the session token to connect with, or "" (optional),
+   *   beforeConnect() -> a promise to await before each connect (optional),
+   *   onUnauthorized(reason) when the server refused the token (4001)
    */
   constructor(board, hooks) {
     this.board = board;
@@ -62,8 +65,10 @@ export class Sync {
 
   url() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    const token = this.hooks.token ? this.hooks.token() : "";
     const name = this.hooks.username();
-    const query = name ? "?username=" + encodeURIComponent(name) : "";
+    // A token says who we are; the name alone is believed only with AUTH=open.
+    const query = token ? "?token=" + encodeURIComponent(token) : name ? "?username=" + encodeURIComponent(name) : "";
     return scheme + location.host + "/ws" + query;
   }
 
@@ -71,6 +76,19 @@ export class Sync {
     clearTimeout(this.retryTimer);
     this.retryTimer = 0;
     const generation = ++this.generation;
+    const prepare = this.hooks.beforeConnect ? this.hooks.beforeConnect() : null;
+    if (prepare) {
+      const open = () => {
+        if (generation === this.generation) this.open(generation);
+      };
+      prepare.then(open, open);
+    } else {
+      this.open(generation);
+    }
+  }
+
+  /** Opens the socket of connection attempt `generation`. */
+  open(generation) {
     let ws;
     try {
       ws = new WebSocket(this.url());
@@ -312,8 +330,24 @@ export class Sync {
     this.hooks.onStatus(status, detail);
   }
 
+  /** Drops the socket (if any) and connects again at once: a new name. */
+  restart() {
+    const ws = this.ws;
+    this.ws = null;
+    this.ready = false;
+    if (ws) {
+      ws.onclose = null;
+      ws.close(1000);
+    }
+    this.attempt = 0;
+    this.connect();
+  }
+
   closed(generation, code, reason) {
     if (generation !== this.generation) return;
+    // The token was refused (forged, expired, another secret): forget it;
+    // the reconnect gets a new one.
+    if (code === 4001 && this.hooks.onUnauthorized) this.hooks.onUnauthorized(reason);
     this.ws = null;
     this.ready = false;
     // A client too slow for the gateway missed events: refetch the board.

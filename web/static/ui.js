@@ -60,10 +60,12 @@ export function errorText(m) {
     case "invalid_color": return "That color can't be placed here.";
     case "invalid_username": return "A name is 1–32 letters, digits, _ or -.";
     case "rate_limited": return m.retryAfterMs
-      ? `Too many placements from your network: wait ${formatWait(m.retryAfterMs)}.`
+      ? `Too fast from your network: wait ${formatWait(m.retryAfterMs)}.`
       : "Too fast: slow down a little.";
     case "banned": return "You are banned from placing pixels.";
     case "protected": return "This area is protected by the moderators.";
+    case "unauthorized": return "Choose a name (top right) to place pixels.";
+    case "username_taken": return "That name is taken by another player.";
     case "unavailable": return "The board is busy; nothing was placed. Try again.";
     case "frame_too_large": return "That message was too large to send.";
     case "internal": return "Something went wrong on the server; nothing was placed.";

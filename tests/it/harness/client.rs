@@ -40,6 +40,41 @@ impl WsClient {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Like [`WsClient::connect`], from another loopback source address
+    /// (`127.0.0.2`…): a client of another IP, for per-IP limits.
+    pub async fn connect_from(url: &str, source: std::net::IpAddr) -> WsClient {
+        let addr: std::net::SocketAddr = url
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .expect("ws://ip:port/… URL");
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(std::net::SocketAddr::new(source, 0))
+            .expect("bind the source address");
+        let tcp = socket.connect(addr).await.expect("connect");
+        let (ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
+            .await
+            .expect("upgrade");
+        Self::from_stream(ws).await
+    }
+
+    /// A client on a socket already upgraded, once `connected` arrives.
+    pub async fn from_stream(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> WsClient {
+        let mut client = WsClient {
+            ws,
+            pending: VecDeque::new(),
+            stash: VecDeque::new(),
+            hello: ServerMessage::Pong,
+        };
+        match client.next_within(WAIT).await {
+            Some(first @ ServerMessage::Connected { .. }) => client.hello = first,
+            other => panic!("expected `connected` first, got {other:?}"),
+        }
+        client
+    }
+
     /// Like [`WsClient::connect`], but a refusal is an answer: for clients
     /// that retry.
     pub async fn try_connect(url: &str, username: Option<&str>) -> Result<WsClient, String> {

@@ -1,0 +1,110 @@
+//! Who the client is, by IP: the socket's peer, or — only when that peer is
+//! a configured trusted proxy — the address that proxy saw. Every per-IP
+//! limit (sessions, connections, messages, placements) asks here, so they
+//! all agree on who one client is.
+
+use std::net::IpAddr;
+
+use axum::http::HeaderMap;
+use ipnet::IpNet;
+
+/// The client's IP. Without `trusted` proxies, or when `peer` is not one,
+/// `X-Forwarded-For` is ignored (anyone can send it). Otherwise the list is
+/// read from the right (each proxy appends the address it saw) and the
+/// first entry that is not itself a trusted proxy is the client; an entry
+/// that is not an address stops the walk at the last hop that was trusted.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer = peer.to_canonical();
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut last_trusted = peer;
+    // Several X-Forwarded-For headers are one list, in order.
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    for entry in entries.iter().rev() {
+        let Ok(ip) = entry.trim().parse::<IpAddr>() else {
+            return last_trusted;
+        };
+        let ip = ip.to_canonical();
+        if !is_trusted(&ip) {
+            return ip;
+        }
+        last_trusted = ip;
+    }
+    last_trusted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(xff: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in xff {
+            h.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn nets(s: &str) -> Vec<IpNet> {
+        crate::config::parse_cidrs(s).unwrap()
+    }
+
+    #[test]
+    fn without_trusted_proxies_the_header_is_ignored() {
+        let h = headers(&["1.2.3.4"]);
+        assert_eq!(client_ip(ip("10.0.0.5"), &h, &[]), ip("10.0.0.5"));
+    }
+
+    #[test]
+    fn an_untrusted_peer_cannot_choose_its_address() {
+        let h = headers(&["1.2.3.4"]);
+        assert_eq!(
+            client_ip(ip("192.168.1.9"), &h, &nets("10.0.0.0/8")),
+            ip("192.168.1.9")
+        );
+    }
+
+    #[test]
+    fn the_rightmost_untrusted_entry_is_the_client() {
+        // The client spoofed 6.6.6.6; the edge proxy appended the real one.
+        let h = headers(&["6.6.6.6, 1.2.3.4", "10.0.0.7"]);
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &h, &nets("10.0.0.0/8")),
+            ip("1.2.3.4")
+        );
+    }
+
+    #[test]
+    fn garbage_stops_at_the_last_trusted_hop() {
+        let h = headers(&["1.2.3.4, junk, 10.0.0.7"]);
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &h, &nets("10.0.0.0/8")),
+            ip("10.0.0.7")
+        );
+        // No header at all: the proxy itself.
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), &HeaderMap::new(), &nets("10.0.0.0/8")),
+            ip("10.0.0.5")
+        );
+    }
+
+    #[test]
+    fn mapped_ipv4_is_ipv4() {
+        assert_eq!(
+            client_ip(ip("::ffff:1.2.3.4"), &HeaderMap::new(), &[]),
+            ip("1.2.3.4")
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! What wraps every HTTP route of both services: compression, a time limit
+//! and a body limit (each a typed JSON error), and CORS on `/api` only when
+//! origins are configured (same origin by default: no CORS headers at all).
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower::{Layer, ServiceExt};
+use tower_http::compression::{CompressionLayer, CompressionLevel};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::config::HttpArgs;
+use crate::error::ApiError;
+
+/// The largest request body any route takes (routes may take less:
+/// `PUT /api/pixel` 4 KiB).
+pub const MAX_REQUEST_BODY: usize = 64 * 1024;
+
+/// The HTTP limits of one process, from [`HttpArgs`].
+#[derive(Debug, Clone)]
+pub struct HttpPolicy {
+    pub request_timeout: Duration,
+    pub cors_origins: Vec<HeaderValue>,
+}
+
+impl HttpPolicy {
+    pub fn from_args(args: &HttpArgs) -> Result<HttpPolicy, String> {
+        let cors_origins = args
+            .cors_origins()?
+            .into_iter()
+            .map(|o| {
+                HeaderValue::from_str(&o)
+                    .map_err(|_| format!("CORS_ALLOWED_ORIGINS: {o:?} is not a header value"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(HttpPolicy {
+            request_timeout: Duration::from_secs(args.request_timeout_secs),
+            cors_origins,
+        })
+    }
+}
+
+impl Default for HttpPolicy {
+    fn default() -> Self {
+        HttpPolicy {
+            request_timeout: Duration::from_secs(30),
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+/// Compression, the body limit, the time limit and CORS, for every route
+/// (applied last, so the 404/405 fallbacks are covered too). The time limit
+/// ends when the response starts: a WebSocket upgrade or an SSE stream,
+/// answered at once, lives on unlimited.
+pub fn http_layers(router: Router, policy: &HttpPolicy) -> Router {
+    let router = router
+        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
+        .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
+        .layer(middleware::from_fn_with_state(
+            policy.request_timeout,
+            limits,
+        ));
+    match cors_layer(policy) {
+        Some(cors) => router.layer(middleware::from_fn_with_state(cors, cors_on_api)),
+        None => router,
+    }
+}
+
+/// CORS answers (and preflights) for `/api` only; the page, the WebSocket
+/// and health routes stay same-origin.
+async fn cors_on_api(State(cors): State<CorsLayer>, request: Request, next: Next) -> Response {
+    if !request.uri().path().starts_with("/api/") {
+        return next.run(request).await;
+    }
+    match cors.layer(next).oneshot(request).await {
+        Ok(response) => response.into_response(),
+        Err(never) => match never {},
+    }
+}
+
+/// The CORS policy, when origins are configured.
+fn cors_layer(policy: &HttpPolicy) -> Option<CorsLayer> {
+    if policy.cors_origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(policy.cors_origins.clone()))
+            .allow_methods([Method::GET, Method::PUT, Method::POST])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            .expose_headers([
+                header::RETRY_AFTER,
+                header::HeaderName::from_static("x-canvas-width"),
+                header::HeaderName::from_static("x-canvas-height"),
+                header::HeaderName::from_static("x-canvas-seq"),
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+async fn limits(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+    // A declared length over the limit is refused before reading a byte;
+    // an undeclared one is cut off by `DefaultBodyLimit` as it is read.
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_REQUEST_BODY as u64) {
+        return ApiError::PayloadTooLarge(MAX_REQUEST_BODY).into_response();
+    }
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout(timeout.as_secs()).into_response(),
+    }
+}
