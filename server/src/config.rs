@@ -116,6 +116,14 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(0..=64 * 1024 * 1024))]
     pub send_buffer_bytes: u32,
 
+    /// Seconds a client's socket may take nothing before the connection is
+    /// dropped. A client that reads again within it finds everything the
+    /// gateway meant to send, a 4008 close included; after it, the gateway
+    /// stops waiting and closes the TCP connection without a close frame.
+    #[arg(long = "write-timeout-secs", env = "WRITE_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub write_timeout_secs: u64,
+
     /// Milliseconds over which WebSockets are closed (code 1001, "going
     /// away, reconnect") after SIGTERM: each connection closes on a random
     /// 100 ms tick of this window, so clients reach the other replicas in

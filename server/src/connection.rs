@@ -46,8 +46,6 @@ const IN_FLIGHT_ON_CLOSE: Duration = Duration::from_secs(2);
 /// How long a connection closed for flooding reads on for the client's
 /// close reply.
 const DRAIN_ON_CLOSE: Duration = Duration::from_secs(1);
-/// A client whose socket accepts nothing for this long is dropped.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Guest names are `guest-` and four hex digits.
 pub fn guest_name() -> String {
@@ -201,7 +199,7 @@ pub async fn serve(
                     OnTick::Ping => {
                         // Never waits: a socket that cannot take a ping now
                         // is backed up, and its other writes are already
-                        // bounded by WRITE_TIMEOUT. A ping left half sent
+                        // bounded by `WRITE_TIMEOUT_SECS`. A ping left half sent
                         // stays in the write buffer for the next flush.
                         if let Some(Err(_)) = socket.send(Message::Ping(Default::default())).now_or_never() {
                             break;
@@ -488,7 +486,7 @@ async fn place(
     }
 }
 
-/// Writes frames with one flush, giving up after [`WRITE_TIMEOUT`]. Most
+/// Writes frames with one flush, giving up after `WRITE_TIMEOUT_SECS`. Most
 /// writes complete at once; the timer is armed only for one that waits, so
 /// the common path costs no timer-wheel traffic.
 async fn write_all(
@@ -508,7 +506,7 @@ async fn write_all(
     let first = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
     let result = match first {
         Poll::Ready(result) => result,
-        Poll::Pending => match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+        Poll::Pending => match tokio::time::timeout(gw.write_timeout, write).await {
             Ok(result) => result,
             Err(_) => return Err(()),
         },

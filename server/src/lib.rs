@@ -93,6 +93,8 @@ pub struct GatewayInner {
     pub idle_clock: Option<IdleClock>,
     /// The largest client message, in bytes (1009 past it).
     pub max_frame_bytes: usize,
+    /// How long a write to a client may wait for its socket.
+    pub write_timeout: Duration,
     /// One permit per placement in flight, gateway-wide (load shedding).
     pub placement_slots: Arc<Semaphore>,
     /// How `/api` is served here.
@@ -265,6 +267,7 @@ impl Gateway {
             ),
             idle_clock,
             max_frame_bytes: config.max_frame_bytes as usize,
+            write_timeout: Duration::from_secs(config.write_timeout_secs),
             placement_slots: Arc::new(Semaphore::new(config.max_placements_in_flight as usize)),
             api,
             shutdown: CancellationToken::new(),

@@ -381,6 +381,9 @@ async fn clients_that_stop_reading_cost_bounded_memory_and_are_told_to_resync() 
             ("FANOUT_WINDOW_MS", "0".into()),
             // 32 KiB in the kernel per stalled client, then it waits.
             ("SEND_BUFFER_BYTES", "16384".into()),
+            // Their 4008 waits in the gateway until they read again, however
+            // long a busy machine makes the writing below take.
+            ("WRITE_TIMEOUT_SECS", "300".into()),
             // The writer places as fast as acks come, far past a person's
             // message rate, from the same address as everyone here.
             ("MESSAGES_PER_SEC_PER_IP", "0".into()),
@@ -462,6 +465,70 @@ async fn clients_that_stop_reading_cost_bounded_memory_and_are_told_to_resync() 
         .expect("the stalled client's stream ends");
         assert_eq!(code, Some(protocol::close::TOO_SLOW_RESYNC));
     }
+}
+
+/// A client that reads nothing at all, while its socket is full, is dropped
+/// after `WRITE_TIMEOUT_SECS`: no close frame can reach it any more.
+#[tokio::test]
+async fn a_client_whose_socket_takes_nothing_is_dropped_after_the_write_timeout() {
+    let dir = temp_dir("write-timeout");
+    let server = Process::spawn(
+        "server",
+        &[
+            ("DATA_DIR", dir.display().to_string()),
+            ("COOLDOWN_MS", "0".into()),
+            ("FANOUT_WINDOW_MS", "0".into()),
+            ("SEND_BUFFER_BYTES", "4096".into()),
+            ("WRITE_TIMEOUT_SECS", "1".into()),
+            ("MESSAGES_PER_SEC_PER_IP", "0".into()),
+        ],
+    )
+    .await;
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let stream = socket.connect(server.addr).await.expect("connect");
+    let (mut stalled, _) = tokio_tungstenite::client_async(server.ws(), stream)
+        .await
+        .expect("handshake");
+    let mut writer = WsClient::connect(&server.ws(), Some("writer")).await;
+    assert_eq!(metric(&server.http(), "gateway_connections").await, 2);
+    // ~150 KB of events: far more than the stalled socket's kernel buffers,
+    // far less than the hub's ring (so it is not closed as too slow).
+    for n in 0..1_000u32 {
+        writer
+            .place(
+                i64::from(n % 1000),
+                i64::from(n / 1000),
+                "#000000",
+                u64::from(n),
+            )
+            .await;
+        let reply = writer.reply_to(u64::from(n)).await;
+        assert!(matches!(reply, ServerMessage::Ack { .. }), "{reply:?}");
+    }
+    let deadline = tokio::time::Instant::now() + crate::harness::WAIT;
+    while metric(&server.http(), "gateway_connections").await != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled client was not dropped:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // What it finds when it reads again: events, then the end, no close.
+    let ended = tokio::time::timeout(crate::harness::WAIT, async {
+        while let Some(frame) = futures_util::StreamExt::next(&mut stalled).await {
+            match frame {
+                Ok(tokio_tungstenite::tungstenite::Message::Close(f)) => return Some(f),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .expect("the stalled client's stream ends");
+    assert_eq!(ended, None, "no close frame could be written to it");
 }
 
 #[tokio::test]
