@@ -84,18 +84,7 @@ pub fn plan_rollback(
     if newest.timestamp <= at {
         return Step::Keep; // Nothing changed since.
     }
-    let (color, unknown) = match h.iter().find(|e| e.timestamp <= at) {
-        Some(e) => (e.color, false),
-        None => (BACKGROUND, full),
-    };
-    if color == newest.color {
-        return Step::Keep;
-    }
-    Step::Set {
-        color,
-        expected_seq: current_seq(newest),
-        unknown,
-    }
+    restore(newest, h.iter().find(|e| e.timestamp <= at), full)
 }
 
 /// Undoes `username`'s placements on one pixel since `since`: it returns
@@ -116,7 +105,14 @@ pub fn plan_undo(
     if !theirs(newest) {
         return Step::Keep; // Someone else placed (or cleared) later.
     }
-    let (color, unknown) = match h.iter().find(|e| !theirs(e)) {
+    restore(newest, h.iter().find(|e| !theirs(e)), full)
+}
+
+/// Sets a pixel that shows `newest` back to `before` — the background when
+/// the history does not reach back that far (unknown unless the history is
+/// `full`) — unless it shows that color already.
+fn restore(newest: &PixelRecord, before: Option<&PixelRecord>, full: bool) -> Step {
+    let (color, unknown) = match before {
         Some(e) => (e.color, false),
         None => (BACKGROUND, full),
     };

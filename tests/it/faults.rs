@@ -394,14 +394,7 @@ async fn clients_that_stop_reading_cost_bounded_memory_and_are_told_to_resync() 
     const WRITES: u32 = 6_000;
     let mut stalled = Vec::new();
     for _ in 0..STALLED {
-        // A small receive buffer, like a slow phone's.
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-        let stream = socket.connect(server.addr).await.expect("connect");
-        let (ws, _) = tokio_tungstenite::client_async(server.ws(), stream)
-            .await
-            .expect("handshake");
-        stalled.push(ws);
+        stalled.push(stalled_client(&server).await);
     }
     let mut watcher = WsClient::connect(&server.ws(), Some("watcher")).await;
     let before = rss_bytes(server.pid());
@@ -448,23 +441,45 @@ async fn clients_that_stop_reading_cost_bounded_memory_and_are_told_to_resync() 
     );
 
     // When they read again, what they find ends with "too slow, resync".
-    for mut ws in stalled {
-        let code = tokio::time::timeout(crate::harness::WAIT, async {
-            while let Some(frame) = futures_util::StreamExt::next(&mut ws).await {
-                match frame {
-                    Ok(tokio_tungstenite::tungstenite::Message::Close(f)) => {
-                        return f.map(|f| u16::from(f.code));
-                    }
-                    Ok(_) => {}
-                    Err(_) => return None,
-                }
-            }
-            None
-        })
-        .await
-        .expect("the stalled client's stream ends");
-        assert_eq!(code, Some(protocol::close::TOO_SLOW_RESYNC));
+    for ws in stalled {
+        assert_eq!(
+            close_code_at_end(ws).await,
+            Some(protocol::close::TOO_SLOW_RESYNC)
+        );
     }
+}
+
+type RawClient = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A WebSocket that will read nothing until the test says so, with a small
+/// receive buffer, like a slow phone's.
+async fn stalled_client(server: &Process) -> RawClient {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let stream = socket.connect(server.addr).await.expect("connect");
+    let (ws, _) = tokio_tungstenite::client_async(server.ws(), stream)
+        .await
+        .expect("handshake");
+    ws
+}
+
+/// Reads a client's stream to its end: the close code it ended with, or
+/// `None` when it ended without a close frame.
+async fn close_code_at_end(mut ws: RawClient) -> Option<u16> {
+    tokio::time::timeout(crate::harness::WAIT, async {
+        while let Some(frame) = futures_util::StreamExt::next(&mut ws).await {
+            match frame {
+                Ok(tokio_tungstenite::tungstenite::Message::Close(f)) => {
+                    return f.map(|f| u16::from(f.code));
+                }
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .expect("the client's stream ends")
 }
 
 /// A client that reads nothing at all, while its socket is full, is dropped
@@ -484,12 +499,7 @@ async fn a_client_whose_socket_takes_nothing_is_dropped_after_the_write_timeout(
         ],
     )
     .await;
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    let stream = socket.connect(server.addr).await.expect("connect");
-    let (mut stalled, _) = tokio_tungstenite::client_async(server.ws(), stream)
-        .await
-        .expect("handshake");
+    let stalled = stalled_client(&server).await;
     let mut writer = WsClient::connect(&server.ws(), Some("writer")).await;
     assert_eq!(metric(&server.http(), "gateway_connections").await, 2);
     // ~150 KB of events: far more than the stalled socket's kernel buffers,
@@ -516,19 +526,11 @@ async fn a_client_whose_socket_takes_nothing_is_dropped_after_the_write_timeout(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // What it finds when it reads again: events, then the end, no close.
-    let ended = tokio::time::timeout(crate::harness::WAIT, async {
-        while let Some(frame) = futures_util::StreamExt::next(&mut stalled).await {
-            match frame {
-                Ok(tokio_tungstenite::tungstenite::Message::Close(f)) => return Some(f),
-                Ok(_) => {}
-                Err(_) => return None,
-            }
-        }
-        None
-    })
-    .await
-    .expect("the stalled client's stream ends");
-    assert_eq!(ended, None, "no close frame could be written to it");
+    assert_eq!(
+        close_code_at_end(stalled).await,
+        None,
+        "no close frame could be written to it"
+    );
 }
 
 #[tokio::test]
