@@ -249,7 +249,7 @@ async fn a_client_that_never_answers_pings_is_closed_with_4002_and_others_stay()
     let mut alive = WsClient::connect(&server.ws(), Some("alive")).await;
     // Meanwhile a client that reads (tungstenite answers pings as it reads)
     // stays past the timeout (a close would fail `next_within`).
-    let until = started + Duration::from_millis(3600);
+    let until = started + Duration::from_millis(5000);
     let keep_reading = async {
         while Instant::now() < until {
             let _ = alive.next_within(until - Instant::now()).await;
@@ -275,7 +275,9 @@ async fn a_client_that_never_answers_pings_is_closed_with_4002_and_others_stay()
     assert_eq!(code, protocol::close::IDLE_TIMEOUT);
     assert!(pings >= 1, "closed without being pinged");
     assert!(
-        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_millis(3000),
+        // Not before the timeout; and not long after it (the bound leaves
+        // a busy machine room, and stays well under the reader's 5 s).
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_millis(4500),
         "closed after {elapsed:?}"
     );
     alive.send_json(serde_json::json!({"type": "ping"})).await;

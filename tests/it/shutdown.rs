@@ -53,9 +53,10 @@ async fn a_stopping_gateway_refuses_newcomers_and_closes_its_clients_in_batches(
     let r = put_pixel(&stack.api.http(), 5, 5, "#000000", "elsewhere").await;
     assert_eq!(r.status(), 200);
 
-    let mut closed_at = Vec::new();
-    let mut served = 0;
-    for c in &mut clients {
+    // Every client is read at once, so each close is timed when it comes
+    // (read one after another, the closes before the slowest client's
+    // would all be seen at its moment).
+    let outcomes = futures_util::future::join_all(clients.iter_mut().map(|c| async move {
         let mut saw_pixel = false;
         loop {
             match c.try_next_within(crate::harness::WAIT).await {
@@ -67,13 +68,14 @@ async fn a_stopping_gateway_refuses_newcomers_and_closes_its_clients_in_batches(
                 Err(Ended(frame)) => {
                     let code = frame.map(|f| u16::from(f.code));
                     assert_eq!(code, Some(protocol::close::GOING_AWAY));
-                    closed_at.push(Instant::now());
-                    break;
+                    return (Instant::now(), saw_pixel);
                 }
             }
         }
-        served += usize::from(saw_pixel);
-    }
+    }))
+    .await;
+    let closed_at: Vec<Instant> = outcomes.iter().map(|(at, _)| *at).collect();
+    let served = outcomes.iter().filter(|(_, saw)| *saw).count();
     assert!(served > 0, "nobody was served during the drain");
     // Batches over 1.5 s: the closes are spread out, not one burst. (A
     // slow machine only spreads them further.)
