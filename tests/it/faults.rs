@@ -16,7 +16,7 @@ use crate::harness::http::{self, canvas_bin, canvas_bin_with_epoch, pixel_at};
 use crate::harness::player::{
     Player, Traffic, join_players, report_recovery, verify, verify_views,
 };
-use crate::harness::{Process, RedisServer, Stack, WsClient, temp_dir};
+use crate::harness::{Process, RedisServer, Stack, WsClient, single_process, temp_dir};
 
 const NO_COOLDOWN: &[(&str, &str)] = &[("COOLDOWN_MS", "0"), ("GAP_GRACE_MS", "100")];
 
@@ -371,22 +371,19 @@ fn rss_bytes(pid: u32) -> u64 {
 
 #[tokio::test]
 async fn clients_that_stop_reading_cost_bounded_memory_and_are_told_to_resync() {
-    let dir = temp_dir("slow");
-    let server = Process::spawn(
-        "server",
+    let (server, _dir) = single_process(
+        "slow",
         &[
-            ("DATA_DIR", dir.display().to_string()),
-            ("COOLDOWN_MS", "0".into()),
             // One frame per event where it can: the fastest lag.
-            ("FANOUT_WINDOW_MS", "0".into()),
+            ("FANOUT_WINDOW_MS", "0"),
             // 32 KiB in the kernel per stalled client, then it waits.
-            ("SEND_BUFFER_BYTES", "16384".into()),
+            ("SEND_BUFFER_BYTES", "16384"),
             // Their 4008 waits in the gateway until they read again, however
             // long a busy machine makes the writing below take.
-            ("WRITE_TIMEOUT_SECS", "300".into()),
+            ("WRITE_TIMEOUT_SECS", "300"),
             // The writer places as fast as acks come, far past a person's
             // message rate, from the same address as everyone here.
-            ("MESSAGES_PER_SEC_PER_IP", "0".into()),
+            ("MESSAGES_PER_SEC_PER_IP", "0"),
         ],
     )
     .await;
@@ -486,16 +483,13 @@ async fn close_code_at_end(mut ws: RawClient) -> Option<u16> {
 /// after `WRITE_TIMEOUT_SECS`: no close frame can reach it any more.
 #[tokio::test]
 async fn a_client_whose_socket_takes_nothing_is_dropped_after_the_write_timeout() {
-    let dir = temp_dir("write-timeout");
-    let server = Process::spawn(
-        "server",
+    let (server, _dir) = single_process(
+        "write-timeout",
         &[
-            ("DATA_DIR", dir.display().to_string()),
-            ("COOLDOWN_MS", "0".into()),
-            ("FANOUT_WINDOW_MS", "0".into()),
-            ("SEND_BUFFER_BYTES", "4096".into()),
-            ("WRITE_TIMEOUT_SECS", "1".into()),
-            ("MESSAGES_PER_SEC_PER_IP", "0".into()),
+            ("FANOUT_WINDOW_MS", "0"),
+            ("SEND_BUFFER_BYTES", "4096"),
+            ("WRITE_TIMEOUT_SECS", "1"),
+            ("MESSAGES_PER_SEC_PER_IP", "0"),
         ],
     )
     .await;

@@ -11,18 +11,7 @@ use tokio::net::TcpStream;
 
 use crate::harness::client::pixel_event;
 use crate::harness::http::{client, expect_error, put_pixel};
-use crate::harness::{Process, Stack, TempDir, WAIT, WsClient, temp_dir};
-
-/// The single process with `extra` settings (no cooldown).
-async fn server(name: &str, extra: &[(&'static str, &str)]) -> (Process, TempDir) {
-    let dir = temp_dir(name);
-    let mut env = vec![
-        ("DATA_DIR", dir.display().to_string()),
-        ("COOLDOWN_MS", "0".to_owned()),
-    ];
-    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-    (Process::spawn("server", &env).await, dir)
-}
+use crate::harness::{Stack, WAIT, WsClient, single_process};
 
 /// A WebSocket upgrade's HTTP status, with `X-Forwarded-For` when given.
 async fn upgrade_status(ws: &str, forwarded_for: Option<&str>) -> Result<WsClient, u16> {
@@ -44,7 +33,7 @@ async fn upgrade_status(ws: &str, forwarded_for: Option<&str>) -> Result<WsClien
 
 #[tokio::test]
 async fn the_per_ip_connection_limit_triggers_and_releases() {
-    let (server, _dir) = server("per-ip-conns", &[("MAX_CONNECTIONS_PER_IP", "2")]).await;
+    let (server, _dir) = single_process("per-ip-conns", &[("MAX_CONNECTIONS_PER_IP", "2")]).await;
     let a = WsClient::connect(&server.ws(), Some("a")).await;
     let _b = WsClient::connect(&server.ws(), Some("b")).await;
     assert_eq!(upgrade_status(&server.ws(), None).await.err(), Some(429));
@@ -68,14 +57,15 @@ async fn the_per_ip_connection_limit_triggers_and_releases() {
 async fn x_forwarded_for_counts_only_from_trusted_proxies() {
     let limit = ("MAX_CONNECTIONS_PER_IP", "1");
     // Untrusted: the header is ignored, both are 127.0.0.1.
-    let (plain, _d1) = server("xff-plain", &[limit]).await;
+    let (plain, _d1) = single_process("xff-plain", &[limit]).await;
     let _first = upgrade_status(&plain.ws(), Some("1.1.1.1")).await.unwrap();
     assert_eq!(
         upgrade_status(&plain.ws(), Some("2.2.2.2")).await.err(),
         Some(429)
     );
     // Trusted: each forwarded address is its own client.
-    let (behind, _d2) = server("xff-trusted", &[limit, ("TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    let (behind, _d2) =
+        single_process("xff-trusted", &[limit, ("TRUSTED_PROXIES", "127.0.0.1/32")]).await;
     let _one = upgrade_status(&behind.ws(), Some("1.1.1.1")).await.unwrap();
     let _two = upgrade_status(&behind.ws(), Some("6.6.6.6, 2.2.2.2"))
         .await
@@ -91,7 +81,7 @@ async fn x_forwarded_for_counts_only_from_trusted_proxies() {
 
 #[tokio::test]
 async fn a_message_flood_is_rate_limited_then_closed_while_others_keep_receiving() {
-    let (server, _dir) = server("flood", &[("MESSAGES_PER_SEC_PER_IP", "20")]).await;
+    let (server, _dir) = single_process("flood", &[("MESSAGES_PER_SEC_PER_IP", "20")]).await;
     let mut bystander = WsClient::connect_from(&server.ws(), IpAddr::from([127, 0, 0, 3])).await;
     let mut flooder = WsClient::connect(&server.ws(), Some("flooder")).await;
     // Bounded: far more than 5 seconds' worth, sent as fast as possible.
@@ -157,7 +147,7 @@ async fn a_message_flood_is_rate_limited_then_closed_while_others_keep_receiving
 
 #[tokio::test]
 async fn a_frame_over_max_frame_bytes_closes_with_1009_and_others_are_unaffected() {
-    let (server, _dir) = server("max-frame", &[("MAX_FRAME_BYTES", "4096")]).await;
+    let (server, _dir) = single_process("max-frame", &[("MAX_FRAME_BYTES", "4096")]).await;
     let mut bystander = WsClient::connect(&server.ws(), Some("bystander")).await;
     let mut sender = WsClient::connect(&server.ws(), Some("sender")).await;
     let _ = sender.try_send_text("x".repeat(5000)).await;
@@ -242,7 +232,7 @@ impl DeafClient {
 
 #[tokio::test]
 async fn a_client_that_never_answers_pings_is_closed_with_4002_and_others_stay() {
-    let (server, _dir) = server("idle", &[("IDLE_TIMEOUT_SECS", "2")]).await;
+    let (server, _dir) = single_process("idle", &[("IDLE_TIMEOUT_SECS", "2")]).await;
     let started = Instant::now();
     let mut deaf = DeafClient::connect(server.addr).await;
     // A client that reads (tungstenite answers pings as it reads) stays.
@@ -288,7 +278,7 @@ async fn a_client_that_never_answers_pings_is_closed_with_4002_and_others_stay()
 
 #[tokio::test]
 async fn past_max_connections_a_gateway_closes_new_sockets_with_1013() {
-    let (server, _dir) = server("max-conns", &[("MAX_CONNECTIONS", "1")]).await;
+    let (server, _dir) = single_process("max-conns", &[("MAX_CONNECTIONS", "1")]).await;
     let _first = WsClient::connect(&server.ws(), Some("first")).await;
     let (mut socket, _) = tokio_tungstenite::connect_async(server.ws()).await.unwrap();
     use futures_util::StreamExt;
@@ -307,7 +297,7 @@ async fn past_max_connections_a_gateway_closes_new_sockets_with_1013() {
 
 #[tokio::test]
 async fn oversized_bodies_get_413_and_slow_requests_408_but_streams_live_on() {
-    let (server, _dir) = server("http-limits", &[("REQUEST_TIMEOUT_SECS", "1")]).await;
+    let (server, _dir) = single_process("http-limits", &[("REQUEST_TIMEOUT_SECS", "1")]).await;
     let base = server.http();
     // Over the route's own limit, and over the global one on a GET route.
     let r = client()
@@ -398,7 +388,7 @@ async fn cors(base: &str, origin: &str) -> (Option<String>, Option<String>) {
 
 #[tokio::test]
 async fn cors_is_off_by_default_and_follows_the_allow_list_on_both_services() {
-    let (plain, _d) = server("cors-off", &[]).await;
+    let (plain, _d) = single_process("cors-off", &[]).await;
     assert_eq!(
         cors(&plain.http(), "https://elsewhere.example").await,
         (None, None)

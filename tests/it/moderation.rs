@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::harness::http::{self, canvas_bin, expect_error, pixel_at, put_pixel};
 use crate::harness::player::join_players;
-use crate::harness::{Process, Stack, WAIT, WsClient, temp_dir};
+use crate::harness::{Process, Stack, WAIT, WsClient, single_process, temp_dir};
 
 pub const TOKEN: &str = "test-admin-token-0123456789";
 
@@ -182,15 +182,7 @@ async fn admin_routes_refuse_requests_without_or_with_a_wrong_token() {
 
 #[tokio::test]
 async fn without_an_admin_token_moderation_is_disabled() {
-    let dir = temp_dir("no-admin");
-    let server = Process::spawn(
-        "server",
-        &[
-            ("DATA_DIR", dir.display().to_string()),
-            ("COOLDOWN_MS", "0".into()),
-        ],
-    )
-    .await;
+    let (server, _dir) = single_process("no-admin", &[]).await;
     let r = admin(&server.http(), "clear", json!({})).await;
     let (status, body) = expect_error(r).await;
     assert_eq!(

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use protocol::{ErrorCode, NoticeCode, PlacementSource, ServerMessage};
 
 use crate::harness::http::{self, put_pixel};
-use crate::harness::{Process, SseStream, Stack, WAIT, WsClient, temp_dir};
+use crate::harness::{Process, SseStream, Stack, WAIT, WsClient, single_process};
 
 const NO_COOLDOWN: &[(&str, &str)] = &[("COOLDOWN_MS", "0")];
 
@@ -316,15 +316,7 @@ async fn after_the_subscription_is_killed_the_users_channels_are_subscribed_agai
 
 #[tokio::test]
 async fn in_the_single_process_an_http_placement_reaches_the_users_websocket_and_stream() {
-    let dir = temp_dir("user-delivery");
-    let server = Process::spawn(
-        "server",
-        &[
-            ("DATA_DIR", dir.display().to_string()),
-            ("COOLDOWN_MS", "0".into()),
-        ],
-    )
-    .await;
+    let (server, _dir) = single_process("user-delivery", &[]).await;
     let mut ws = WsClient::connect(&server.ws(), Some("solo")).await;
     let mut other = WsClient::connect(&server.ws(), Some("other")).await;
     let mut stream = SseStream::open(&server.http(), "?username=solo", None).await;

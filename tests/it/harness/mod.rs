@@ -12,7 +12,7 @@ pub mod redis_server;
 pub mod sse;
 
 pub use client::WsClient;
-pub use process::{Process, Stack};
+pub use process::{Process, Stack, single_process};
 pub use redis_server::RedisServer;
 pub use sse::SseStream;
 

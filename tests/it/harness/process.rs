@@ -214,6 +214,19 @@ fn start(bin: &str, env: &[(&str, String)]) -> Started {
     }
 }
 
+/// The single-process default on its own fresh `DATA_DIR`, with
+/// `COOLDOWN_MS=0` and `extra` environment. Keep the folder until the
+/// process is gone (the tuple drops the process first).
+pub async fn single_process(name: &str, extra: &[(&str, &str)]) -> (Process, super::TempDir) {
+    let dir = super::temp_dir(name);
+    let mut env = vec![
+        ("DATA_DIR", dir.display().to_string()),
+        ("COOLDOWN_MS", "0".to_owned()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (leak(k), v.to_string())));
+    (Process::spawn("server", &env).await, dir)
+}
+
 /// The Kubernetes shape on one machine: Redis, one canvas-api, and gateways
 /// that call it.
 pub struct Stack {
