@@ -476,15 +476,7 @@ impl EmbeddedStore {
         snapshot::write(&dir.join(SNAPSHOT_FILE), g, seq, &white, &HashMap::new()).map_err(fail)?;
         // Histories stay across a clear, for a rollback to before it.
         history::write(&dir.join(HISTORY_FILE), seq, &state.history).map_err(fail)?;
-        let log = LogWriter::create(&dir.join(LOG_FILE), seq).map_err(fail)?;
-        *self
-            .inner
-            .sync_file
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = log.sync_handle().map_err(fail)?;
-        state.log = log;
-        state.log_records = 0;
-        state.unsynced = false;
+        self.start_new_log(state, seq).map_err(fail)?;
         state.broken = None;
         state.board = white;
         state.meta.clear();
@@ -663,6 +655,21 @@ impl EmbeddedStore {
             .map_err(|e| StoreError::Unavailable(format!("fsync of the pixel log failed: {e}")))
     }
 
+    /// Starts an empty log after `seq` (a snapshot at `seq` is already on
+    /// disk) and makes it the one writes and fsyncs go to.
+    fn start_new_log(&self, state: &mut State, seq: u64) -> std::io::Result<()> {
+        let log = LogWriter::create(&self.inner.dir.join(LOG_FILE), seq)?;
+        *self
+            .inner
+            .sync_file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = log.sync_handle()?;
+        state.log = log;
+        state.log_records = 0;
+        state.unsynced = false;
+        Ok(())
+    }
+
     /// Writes a snapshot and starts an empty log when the log has grown past
     /// `threshold` records (or cannot be written). Blocks writes meanwhile:
     /// call it from a blocking thread.
@@ -682,15 +689,8 @@ impl EmbeddedStore {
         )
         .map_err(fail)?;
         history::write(&dir.join(HISTORY_FILE), state.seq, &state.history).map_err(fail)?;
-        let log = LogWriter::create(&dir.join(LOG_FILE), state.seq).map_err(fail)?;
-        *self
-            .inner
-            .sync_file
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = log.sync_handle().map_err(fail)?;
-        state.log = log;
-        state.log_records = 0;
-        state.unsynced = false;
+        let seq = state.seq;
+        self.start_new_log(&mut state, seq).map_err(fail)?;
         if state.broken.take().is_some() {
             tracing::info!("pixel log rewritten; accepting writes again");
         }
