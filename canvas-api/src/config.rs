@@ -1,7 +1,8 @@
 //! Configuration shared by every binary that owns a board: its geometry and
 //! rules ([`CanvasArgs`]), where it is stored ([`StoreArgs`]), and how to
-//! reach Redis ([`RedisArgs`]).
+//! reach Redis ([`RedisArgs`]); and where to listen ([`ListenArgs`]).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::palette::Palette;
@@ -356,6 +357,41 @@ pub fn parse_cidrs(list: &str) -> Result<Vec<ipnet::IpNet>, String> {
         .collect()
 }
 
+/// Where a service listens: `LISTEN_ADDR`, or the prototype's `PORT`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ListenArgs {
+    /// Address to listen on, `host:port` [default: 127.0.0.1:8080 for
+    /// server, 127.0.0.1:8081 for canvas-api]; `0.0.0.0:8080` in a
+    /// container. Wins over PORT.
+    #[arg(long = "listen-addr", visible_alias = "listen", env = "LISTEN_ADDR")]
+    pub listen_addr: Option<SocketAddr>,
+
+    /// The prototype's variable: listen on 0.0.0.0:PORT, every interface,
+    /// as in a container. Used only when LISTEN_ADDR is unset.
+    #[arg(id = "listen_port", long = "port", env = "PORT", value_name = "PORT")]
+    pub port: Option<u16>,
+}
+
+impl ListenArgs {
+    /// The address to bind: `LISTEN_ADDR`, else `0.0.0.0:PORT`, else
+    /// loopback on `default_port` (nothing is exposed by accident).
+    pub fn addr(&self, default_port: u16) -> SocketAddr {
+        match (self.listen_addr, self.port) {
+            (Some(addr), _) => addr,
+            (None, Some(port)) => SocketAddr::from(([0, 0, 0, 0], port)),
+            (None, None) => SocketAddr::from(([127, 0, 0, 1], default_port)),
+        }
+    }
+
+    /// The variable that decided [`ListenArgs::addr`], for error messages.
+    pub fn source(&self) -> &'static str {
+        match (self.listen_addr, self.port) {
+            (None, Some(_)) => "PORT",
+            _ => "LISTEN_ADDR",
+        }
+    }
+}
+
 /// Limits every HTTP route shares, in both services.
 #[derive(Debug, Clone, clap::Args)]
 pub struct HttpArgs {
@@ -404,6 +440,26 @@ impl HttpArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_addr_wins_over_port_and_port_means_every_interface() {
+        let args = |listen_addr: Option<&str>, port: Option<u16>| ListenArgs {
+            listen_addr: listen_addr.map(|a| a.parse().unwrap()),
+            port,
+        };
+        assert_eq!(
+            args(None, None).addr(8080),
+            "127.0.0.1:8080".parse().unwrap()
+        );
+        assert_eq!(
+            args(None, Some(3002)).addr(8080),
+            "0.0.0.0:3002".parse().unwrap()
+        );
+        assert_eq!(args(None, Some(3002)).source(), "PORT");
+        let both = args(Some("127.0.0.2:9000"), Some(3002));
+        assert_eq!(both.addr(8080), "127.0.0.2:9000".parse().unwrap());
+        assert_eq!(both.source(), "LISTEN_ADDR");
+    }
 
     #[test]
     fn trusted_proxies_parse_or_name_the_variable() {

@@ -1,10 +1,8 @@
 //! The `canvas-api` binary: configuration, logging, signals; the service
 //! itself is the library.
 
-use std::net::SocketAddr;
-
 use anyhow::Context;
-use canvas_api::config::{AuthArgs, CanvasArgs, HttpArgs, RedisArgs, StoreArgs};
+use canvas_api::config::{AuthArgs, CanvasArgs, HttpArgs, ListenArgs, RedisArgs, StoreArgs};
 use canvas_api::{Announcer, AppState, Auth, Canvas, HttpPolicy, UserNotices};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
@@ -14,9 +12,8 @@ use tokio_util::task::TaskTracker;
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Config {
-    /// Address to listen on.
-    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8081")]
-    listen: SocketAddr,
+    #[command(flatten)]
+    listen: ListenArgs,
 
     #[command(flatten)]
     canvas: CanvasArgs,
@@ -34,6 +31,9 @@ struct Config {
     http: HttpArgs,
 }
 
+/// Where canvas-api listens unless told: loopback, beside the gateway's 8080.
+const DEFAULT_PORT: u16 = 8081;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     canvas_api::process::init_tracing();
@@ -44,8 +44,9 @@ async fn main() -> anyhow::Result<()> {
     let redis = config.redis.connection_info().map_err(anyhow::Error::msg)?;
 
     // Bind first: a taken port must fail before the store is opened.
-    let listener = canvas_api::listen::bind(config.listen, None)
-        .with_context(|| format!("LISTEN_ADDR {}: cannot listen", config.listen))?;
+    let addr = config.listen.addr(DEFAULT_PORT);
+    let listener = canvas_api::listen::bind(addr, None)
+        .with_context(|| format!("{} {addr}: cannot listen", config.listen.source()))?;
     let store = canvas_api::open_store(&config.canvas, redis, &config.store).await?;
     let auth = match &store {
         canvas_api::store::CanvasStore::Redis(r) => {
@@ -87,4 +88,16 @@ async fn main() -> anyhow::Result<()> {
     tracker.wait().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Config::command().debug_assert();
+    }
 }

@@ -101,7 +101,9 @@ pub enum ServerMessage {
         timestamp: u64,
     },
     Pong,
-    /// Several messages, in order.
+    /// Several messages, in order. Sent only to connections that asked for
+    /// batches ([`BATCH_QUERY_PARAM`]); every other connection gets each
+    /// message on its own, as the prototype's clients expect.
     Batch {
         events: Vec<ServerMessage>,
     },
@@ -193,6 +195,20 @@ impl ServerMessage {
             ServerMessage::Notice { .. } => "notice",
             ServerMessage::Unknown => "unknown",
         }
+    }
+}
+
+/// The WebSocket URL query parameter by which a client asks for `batch`
+/// messages: `/ws?batch=1`. Without it, each event is one WebSocket message.
+pub const BATCH_QUERY_PARAM: &str = "batch";
+
+/// Reads a [`BATCH_QUERY_PARAM`] value: `1`/`true` asks for batches,
+/// `0`/`false` declines; anything else is `None`, an error to report.
+pub fn parse_batch_param(value: &str) -> Option<bool> {
+    match value {
+        "1" | "true" => Some(true),
+        "0" | "false" => Some(false),
+        _ => None,
     }
 }
 

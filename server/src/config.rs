@@ -1,10 +1,12 @@
 //! The gateway's configuration, from flags and environment variables.
 //! `server --help` is the reference.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use canvas_api::config::{AuthArgs, CanvasArgs, HttpArgs, RedisArgs, StoreArgs};
+use canvas_api::config::{AuthArgs, CanvasArgs, HttpArgs, ListenArgs, RedisArgs, StoreArgs};
+
+/// Where the gateway listens unless told: loopback port 8080.
+pub const DEFAULT_PORT: u16 = 8080;
 
 /// The pixel canvas gateway. With no REDIS_URL/REDIS_HOST and no
 /// CANVAS_API_URL it is the whole product in one process, keeping the board
@@ -12,9 +14,8 @@ use canvas_api::config::{AuthArgs, CanvasArgs, HttpArgs, RedisArgs, StoreArgs};
 #[derive(Debug, Clone, clap::Parser)]
 #[command(version)]
 pub struct Config {
-    /// Address to listen on.
-    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub listen: ListenArgs,
 
     /// This gateway's name in presence keys (`pod:<POD_ID>:users`); the
     /// hostname plus a random suffix when unset.
@@ -200,5 +201,17 @@ impl Config {
             return Err("MAX_CONNECTIONS must be at least 1".into());
         }
         self.redis.connection_info().map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Config::command().debug_assert();
     }
 }

@@ -19,6 +19,7 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::Gateway;
 use crate::decode::decode;
+use crate::hub::{Framing, HubFrame};
 use crate::idle::{IdleClock, OnTick, on_tick};
 use crate::ip_limits::{IpSlot, Verdict};
 use crate::mailbox::{Mailbox, user_key};
@@ -39,6 +40,9 @@ pub enum Identity {
 pub const MAX_IN_FLIGHT: usize = 32;
 /// Hub frames written per flush.
 const MAX_FRAMES_PER_FLUSH: usize = 256;
+/// Messages written per flush, once reached: a client taking single events
+/// gets up to `MAX_BATCH` messages from one hub frame.
+const MAX_MESSAGES_PER_FLUSH: usize = 1024;
 /// What a shed placement tells the client to wait before retrying.
 const SHED_RETRY_AFTER_MS: u64 = 200;
 /// How long a closing connection waits for its placements in flight.
@@ -65,6 +69,15 @@ fn error(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Messag
         message: message.into(),
         retry_after_ms: None,
     })
+}
+
+/// The close for a client too far behind to catch up (a whole ring, or a
+/// full mailbox).
+fn too_slow() -> Message {
+    close_frame(
+        close::TOO_SLOW_RESYNC,
+        "too slow; reconnect and refetch the board",
+    )
 }
 
 fn close_frame(code: u16, reason: &'static str) -> Message {
@@ -124,6 +137,7 @@ pub async fn serve(
     // Held for the connection's life: its place in its IP's count. Its IP
     // is also what the per-IP placement pool counts.
     ip_slot: IpSlot,
+    framing: Framing,
 ) {
     let ip = ip_slot.ip();
     let mut reg = Registration::new(&gw, username);
@@ -162,6 +176,7 @@ pub async fn serve(
     let mut in_flight: Option<FuturesUnordered<_>> = None;
     // Reused for every wake-up: the hot path allocates nothing of its own.
     let mut frames: Vec<Message> = Vec::new();
+    let mut hub_frames: Vec<HubFrame> = Vec::new();
     // Made once: a fresh `cancelled()` per wake-up would register with the
     // token's waiter list (a shared lock) every time, for every connection.
     // Until its moment of the drain comes, a stopping gateway's connection
@@ -222,25 +237,40 @@ pub async fn serve(
                     Ok(frame) => frame,
                     Err(RecvError::Lagged(_)) => {
                         gw.metrics.slow_client_closes.inc();
-                        let _ = write_all(&mut socket, vec![close_frame(close::TOO_SLOW_RESYNC, "too slow; reconnect and refetch the board")], &gw).await;
+                        let _ = write_all(&mut socket, [too_slow()], &gw).await;
                         break;
                     }
                     Err(RecvError::Closed) => break,
                 };
-                frames.push(Message::Text(first));
-                while frames.len() < MAX_FRAMES_PER_FLUSH {
+                // Everything waiting goes out with one flush, bounded in
+                // ring frames and in messages (a frame of events is one
+                // message batched, up to `MAX_BATCH` single).
+                let mut messages = first.message_count(framing);
+                hub_frames.push(first);
+                let mut lagged = false;
+                while hub_frames.len() < MAX_FRAMES_PER_FLUSH && messages < MAX_MESSAGES_PER_FLUSH {
                     match events.try_recv() {
-                        Ok(frame) => frames.push(Message::Text(frame)),
+                        Ok(frame) => {
+                            messages += frame.message_count(framing);
+                            hub_frames.push(frame);
+                        }
                         Err(TryRecvError::Lagged(_)) => {
-                            gw.metrics.slow_client_closes.inc();
-                            frames.push(close_frame(close::TOO_SLOW_RESYNC, "too slow; reconnect and refetch the board"));
-                            let _ = write_all(&mut socket, frames.drain(..), &gw).await;
-                            return;
+                            lagged = true;
+                            break;
                         }
                         Err(_) => break,
                     }
                 }
-                if write_all(&mut socket, frames.drain(..), &gw).await.is_err() {
+                let out = hub_frames
+                    .drain(..)
+                    .flat_map(|f| f.into_messages(framing))
+                    .map(Message::Text);
+                if lagged {
+                    gw.metrics.slow_client_closes.inc();
+                    let _ = write_all(&mut socket, out.chain([too_slow()]), &gw).await;
+                    return;
+                }
+                if write_all(&mut socket, out, &gw).await.is_err() {
                     break;
                 }
             }
@@ -249,7 +279,7 @@ pub async fn serve(
                 frames.extend(taken.frames.into_iter().map(Message::Text));
                 if taken.overflowed {
                     gw.metrics.slow_client_closes.inc();
-                    frames.push(close_frame(close::TOO_SLOW_RESYNC, "too slow; reconnect and refetch the board"));
+                    frames.push(too_slow());
                     let _ = write_all(&mut socket, frames.drain(..), &gw).await;
                     break;
                 }

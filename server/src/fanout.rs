@@ -1,6 +1,6 @@
 //! The fan-out task: takes every incoming event, drops duplicates, repairs
-//! gaps from the replay log, batches what is ready into one frame and hands
-//! it to the [`Hub`]. The only task that touches the [`Sequencer`].
+//! gaps from the replay log, gathers what is ready into one [`HubFrame`] and
+//! hands it to the [`Hub`]. The only task that touches the [`Sequencer`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,11 +12,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backend::CanvasBackend;
 use crate::bus::{Incoming, encode_pixel};
-use crate::hub::Hub;
+use crate::hub::{EventRun, Hub, HubFrame};
 use crate::metrics::GatewayMetrics;
 use crate::sequencer::Sequencer;
 
-/// The most events put in one `batch` frame.
+/// The most events put in one hub frame (one `batch` message).
 pub const MAX_BATCH: usize = 512;
 /// After this long without an event, the replay log is asked whether
 /// anything came after the last `seq` seen: a write whose publish was lost
@@ -56,7 +56,8 @@ impl Fanout {
                     // Frames go out at most once per window: an event that
                     // follows a quiet spell leaves at once, while under load
                     // everything arriving within the window shares one frame,
-                    // so each client costs one write for many events.
+                    // so each client costs one write for many events (one
+                    // message too, for clients that asked for batches).
                     let deadline = last_frame + self.window;
                     while batch.len() < MAX_BATCH {
                         match self.rx.try_recv() {
@@ -135,20 +136,11 @@ impl Fanout {
     fn flush(&self, batch: &mut Vec<Utf8Bytes>, seq: &Sequencer) {
         match batch.len() {
             0 => {}
-            1 => self.hub.send(batch.pop().expect("one")),
+            1 => self.hub.send_message(batch.pop().expect("one")),
             n => {
-                let mut json =
-                    String::with_capacity(batch.iter().map(|b| b.len() + 1).sum::<usize>() + 32);
-                json.push_str(r#"{"type":"batch","events":["#);
-                for (i, event) in batch.drain(..).enumerate() {
-                    if i > 0 {
-                        json.push(',');
-                    }
-                    json.push_str(event.as_str());
-                }
-                json.push_str("]}");
                 self.metrics.batched_events.add(n as u64);
-                self.hub.send(Utf8Bytes::from(json));
+                self.hub
+                    .send(HubFrame::Events(Arc::new(EventRun::new(batch.drain(..)))));
             }
         }
         self.hub.set_delivered_seq(seq.contiguous());
@@ -234,7 +226,7 @@ impl Fanout {
             reason: reason.to_owned(),
         })
         .expect("encodes");
-        self.hub.send(Utf8Bytes::from(frame));
+        self.hub.send_message(Utf8Bytes::from(frame));
         self.hub.set_delivered_seq(seq.contiguous());
     }
 }

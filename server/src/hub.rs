@@ -7,8 +7,8 @@
 //! that falls a whole ring behind is told so (close code 4008) and resyncs;
 //! it never silently misses an update.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
@@ -17,8 +17,111 @@ use tokio::sync::broadcast;
 /// Frames are batched, so this is thousands of pixels.
 pub const RING_CAPACITY: usize = 4096;
 
+/// How a connection wants the events of one fan-out window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// One `pixel_updated` per WebSocket message: what the prototype's
+    /// clients understand (they ignore a `batch` they do not know, and with
+    /// it every pixel inside). The default.
+    Single,
+    /// Several events in one `batch` message (`?batch=1`): one message to
+    /// parse per window instead of one per pixel.
+    Batched,
+}
+
+/// One entry of the ring.
+#[derive(Clone)]
+pub enum HubFrame {
+    /// One message, the same for every connection: a lone `pixel_updated`,
+    /// `stats`, `user_list`, `resync`.
+    Message(Utf8Bytes),
+    /// The `pixel_updated`s of one fan-out window, in order.
+    Events(Arc<EventRun>),
+}
+
+/// Events that went out together. Each event is encoded once; the `batch`
+/// message joining them is built by the first connection that wants it, so
+/// a gateway whose clients all take single events never builds one.
+pub struct EventRun {
+    events: Box<[Utf8Bytes]>,
+    batch: OnceLock<Utf8Bytes>,
+}
+
+impl EventRun {
+    pub fn new(events: impl IntoIterator<Item = Utf8Bytes>) -> Self {
+        EventRun {
+            events: events.into_iter().collect(),
+            batch: OnceLock::new(),
+        }
+    }
+
+    pub fn events(&self) -> &[Utf8Bytes] {
+        &self.events
+    }
+
+    /// The events as one `{"type":"batch","events":[…]}` message.
+    pub fn batch(&self) -> Utf8Bytes {
+        self.batch
+            .get_or_init(|| {
+                let len = self.events.iter().map(|e| e.len() + 1).sum::<usize>();
+                let mut json = String::with_capacity(len + 32);
+                json.push_str(r#"{"type":"batch","events":["#);
+                for (i, event) in self.events.iter().enumerate() {
+                    if i > 0 {
+                        json.push(',');
+                    }
+                    json.push_str(event.as_str());
+                }
+                json.push_str("]}");
+                Utf8Bytes::from(json)
+            })
+            .clone()
+    }
+}
+
+impl HubFrame {
+    /// How many WebSocket messages this frame becomes for `framing`.
+    pub fn message_count(&self, framing: Framing) -> usize {
+        match (self, framing) {
+            (HubFrame::Events(run), Framing::Single) => run.events.len(),
+            _ => 1,
+        }
+    }
+
+    /// The WebSocket messages this frame becomes for `framing`, in order:
+    /// shared bytes, never re-encoded per connection.
+    pub fn into_messages(self, framing: Framing) -> Messages {
+        match (self, framing) {
+            (HubFrame::Message(bytes), _) => Messages::One(Some(bytes)),
+            (HubFrame::Events(run), Framing::Batched) => Messages::One(Some(run.batch())),
+            (HubFrame::Events(run), Framing::Single) => Messages::Each { run, next: 0 },
+        }
+    }
+}
+
+/// The messages of one [`HubFrame`], without collecting them.
+pub enum Messages {
+    One(Option<Utf8Bytes>),
+    Each { run: Arc<EventRun>, next: usize },
+}
+
+impl Iterator for Messages {
+    type Item = Utf8Bytes;
+
+    fn next(&mut self) -> Option<Utf8Bytes> {
+        match self {
+            Messages::One(one) => one.take(),
+            Messages::Each { run, next } => {
+                let event = run.events.get(*next)?.clone();
+                *next += 1;
+                Some(event)
+            }
+        }
+    }
+}
+
 pub struct Hub {
-    tx: broadcast::Sender<Utf8Bytes>,
+    tx: broadcast::Sender<HubFrame>,
     presence: Mutex<Option<PresenceFrames>>,
     delivered_seq: AtomicU64,
 }
@@ -41,20 +144,25 @@ impl Default for Hub {
 }
 
 impl Hub {
-    pub fn subscribe(&self) -> broadcast::Receiver<Utf8Bytes> {
+    pub fn subscribe(&self) -> broadcast::Receiver<HubFrame> {
         self.tx.subscribe()
     }
 
     /// Sends a frame to every connection.
-    pub fn send(&self, frame: Utf8Bytes) {
+    pub fn send(&self, frame: HubFrame) {
         // An error only means nobody is connected.
         let _ = self.tx.send(frame);
     }
 
+    /// Sends one message to every connection.
+    pub fn send_message(&self, message: Utf8Bytes) {
+        self.send(HubFrame::Message(message));
+    }
+
     pub fn set_presence(&self, frames: PresenceFrames) {
         *self.presence.lock().unwrap_or_else(|e| e.into_inner()) = Some(frames.clone());
-        self.send(frames.stats);
-        self.send(frames.user_list);
+        self.send_message(frames.stats);
+        self.send_message(frames.user_list);
     }
 
     pub fn presence(&self) -> Option<PresenceFrames> {
@@ -71,5 +179,45 @@ impl Hub {
 
     pub fn set_delivered_seq(&self, seq: u64) {
         self.delivered_seq.store(seq, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(events: &[&'static str]) -> HubFrame {
+        HubFrame::Events(Arc::new(EventRun::new(
+            events.iter().map(|e| Utf8Bytes::from_static(e)),
+        )))
+    }
+
+    #[test]
+    fn single_framing_sends_each_event_as_its_own_message_in_order() {
+        let frame = run(&[r#"{"seq":1}"#, r#"{"seq":2}"#, r#"{"seq":3}"#]);
+        assert_eq!(frame.message_count(Framing::Single), 3);
+        let out: Vec<_> = frame.into_messages(Framing::Single).collect();
+        assert_eq!(out, [r#"{"seq":1}"#, r#"{"seq":2}"#, r#"{"seq":3}"#]);
+    }
+
+    #[test]
+    fn batched_framing_joins_the_events_into_one_batch_message() {
+        let frame = run(&[r#"{"seq":1}"#, r#"{"seq":2}"#]);
+        assert_eq!(frame.message_count(Framing::Batched), 1);
+        let out: Vec<_> = frame.clone().into_messages(Framing::Batched).collect();
+        assert_eq!(out, [r#"{"type":"batch","events":[{"seq":1},{"seq":2}]}"#]);
+        // Built once: a second connection gets the same bytes.
+        let again: Vec<_> = frame.into_messages(Framing::Batched).collect();
+        assert_eq!(out[0].as_str().as_ptr(), again[0].as_str().as_ptr());
+    }
+
+    #[test]
+    fn a_lone_message_is_the_same_for_both_framings() {
+        for framing in [Framing::Single, Framing::Batched] {
+            let frame = HubFrame::Message(Utf8Bytes::from_static(r#"{"type":"stats"}"#));
+            assert_eq!(frame.message_count(framing), 1);
+            let out: Vec<_> = frame.into_messages(framing).collect();
+            assert_eq!(out, [r#"{"type":"stats"}"#]);
+        }
     }
 }

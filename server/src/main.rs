@@ -12,8 +12,9 @@ async fn main() -> anyhow::Result<()> {
     canvas_api::process::init_tracing();
     let config = Config::parse();
     // Bind first: a taken port must fail before the store is opened.
-    let listener = canvas_api::listen::bind(config.listen, config.send_buffer())
-        .with_context(|| format!("LISTEN_ADDR {}: cannot listen", config.listen))?;
+    let addr = config.listen.addr(server::config::DEFAULT_PORT);
+    let listener = canvas_api::listen::bind(addr, config.send_buffer())
+        .with_context(|| format!("{} {addr}: cannot listen", config.listen.source()))?;
     let gateway = Gateway::start(&config).await?;
     let addr = listener.local_addr()?;
     tracing::info!("listening on {addr}");

@@ -13,10 +13,12 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use protocol::close;
+use protocol::messages::{BATCH_QUERY_PARAM, parse_batch_param};
 use protocol::username::is_valid_username;
 
 use crate::client_ip::client_ip;
 use crate::connection::{self, Identity, guest_name};
+use crate::hub::Framing;
 use crate::{ApiMode, Gateway, web};
 
 /// tungstenite allocates its read buffer eagerly per connection (and
@@ -104,6 +106,16 @@ fn accept(
         gw.metrics.connections_refused.inc();
         return (StatusCode::SERVICE_UNAVAILABLE, "gateway shutting down").into_response();
     }
+    let framing = match query.get(BATCH_QUERY_PARAM).map(|v| parse_batch_param(v)) {
+        None | Some(Some(false)) => Framing::Single,
+        Some(Some(true)) => Framing::Batched,
+        Some(None) => {
+            return canvas_api::ApiError::BadRequest(format!(
+                "?{BATCH_QUERY_PARAM}= takes 1 or 0 (true or false)"
+            ))
+            .into_response();
+        }
+    };
     let ip = client_ip(peer.ip(), headers, gw.auth.trusted_proxies());
     let Some(ip_slot) = gw.ip_limits.connect(ip) else {
         gw.metrics.connections_refused.inc();
@@ -166,7 +178,9 @@ fn accept(
             }
             let tracker = gw.connections.clone();
             tracker
-                .track_future(connection::serve(socket, gw, username, identity, ip_slot))
+                .track_future(connection::serve(
+                    socket, gw, username, identity, ip_slot, framing,
+                ))
                 .await;
         })
 }

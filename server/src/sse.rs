@@ -18,7 +18,6 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -31,6 +30,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 
 use crate::Gateway;
+use crate::hub::HubFrame;
 use crate::mailbox::{Mailbox, user_key};
 
 /// How often an idle stream sends a comment, so proxies keep it open.
@@ -225,7 +225,7 @@ async fn pump(
     tx: mpsc::Sender<Event>,
     last_id: Option<u64>,
     region: Option<Region>,
-    mut live: broadcast::Receiver<Utf8Bytes>,
+    mut live: broadcast::Receiver<HubFrame>,
     mailbox: Option<StreamMailbox>,
 ) {
     let in_region = |e: &PixelUpdated| region.is_none_or(|r| r.contains(e.x, e.y));
@@ -285,7 +285,7 @@ async fn pump(
                     // the gap.
                     Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
                 };
-                for event in frame_events(frame.as_str(), replayed_upto, &in_region) {
+                for event in hub_frame_events(frame, replayed_upto, &in_region) {
                     if tx.send(event).await.is_err() {
                         return;
                     }
@@ -311,7 +311,24 @@ async fn pump(
     }
 }
 
-/// The SSE events of one hub frame (a batch is flattened), skipping pixels
+/// The SSE events of one hub frame (one per event of a run), skipping
+/// pixels already replayed or outside the region.
+fn hub_frame_events(
+    frame: HubFrame,
+    replayed_upto: u64,
+    in_region: &impl Fn(&PixelUpdated) -> bool,
+) -> Vec<Event> {
+    match frame {
+        HubFrame::Message(message) => frame_events(message.as_str(), replayed_upto, in_region),
+        HubFrame::Events(run) => run
+            .events()
+            .iter()
+            .flat_map(|e| frame_events(e.as_str(), replayed_upto, in_region))
+            .collect(),
+    }
+}
+
+/// The SSE events of one message (a batch is flattened), skipping pixels
 /// already replayed or outside the region.
 fn frame_events(
     frame: &str,

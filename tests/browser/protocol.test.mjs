@@ -80,6 +80,8 @@ describe("protocol v1 in the client", { timeout: 120_000 }, () => {
     const S = board.seq;
     const { page, nextSocket, release } = await mockedPage({ holdBoard: true });
     const ws = await nextSocket();
+    // A gateway sends `batch` only to a client that asks for it.
+    assert.match(ws.url(), /[?&]batch=1(&|$)/);
     await connect(ws, S);
     // While the board is on its way: an event the board already holds, with
     // another color, and two newer ones for one pixel in the wrong order.

@@ -156,3 +156,44 @@ async fn fanout_smoke_run_through_the_local_cluster_loses_nothing() {
     assert_eq!(s["duplicates"], 0);
     assert_eq!(s["board_mismatches"], 0);
 }
+
+#[tokio::test]
+async fn legacy_clients_over_two_gateways_get_every_pixel_at_1000_per_second() {
+    // The prototype's clients ignore `batch`: at this rate every fan-out
+    // window holds several events, so each must still come on its own.
+    let stack = crate::harness::Stack::start(
+        2,
+        &[
+            ("COOLDOWN_MS", "0"),
+            ("PALETTE", "any"),
+            ("MAX_CONNECTIONS_PER_IP", "0"),
+            ("MESSAGES_PER_SEC_PER_IP", "0"),
+        ],
+    )
+    .await;
+    let urls = format!("{},{}", stack.gateways[0].ws(), stack.gateways[1].ws());
+    let (code, s) = loadtest(
+        &urls,
+        &[
+            "--legacy",
+            "fanout",
+            "--writers",
+            "10",
+            "--observers",
+            "20",
+            "--rate",
+            "1000",
+            "--duration",
+            "3",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{s:#}");
+    assert_eq!(s["unread_batches"], 0, "{s:#}");
+    assert_eq!(s["lost"], 0, "{s:#}");
+    assert_eq!(s["duplicates"], 0, "{s:#}");
+    assert_eq!(s["board_mismatches"], 0, "{s:#}");
+    let acked = s["placements_acked"].as_u64().unwrap();
+    assert!(acked >= 2_900, "{s:#}");
+    assert_eq!(s["deliveries_received"].as_u64(), Some(acked * 20), "{s:#}");
+}

@@ -15,6 +15,7 @@ mod loadtest;
 mod moderation;
 mod pool;
 mod presence;
+mod prototype_clients;
 mod redis_tls;
 mod shutdown;
 mod sse;

@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::accounting::{Inbox, SharedInbox};
 use crate::board::ForeignWrite;
 use crate::client::{self, ConnectError, Hello, ReadBuffer, Ws};
-use crate::frames::{self, Event};
+use crate::frames::{self, Event, Framing};
 use crate::ledger::{Ledger, lock};
 use crate::target::Targets;
 
@@ -88,11 +88,14 @@ pub enum Command {
 }
 
 /// Counters the reader tasks share.
-#[derive(Default)]
 struct FleetShared {
     /// Set when the run closes its connections: closes after this are ours.
     closing: AtomicBool,
+    /// How every connection asked for its events.
+    framing: Framing,
     decode_errors: AtomicU64,
+    /// `batch` messages a [`Framing::Single`] client could not read.
+    unread_batches: AtomicU64,
     ended_early: Mutex<BTreeMap<String, u64>>,
     /// Warnings printed about connections that ended early.
     warned: AtomicU64,
@@ -117,6 +120,7 @@ pub struct Fleet {
 pub struct FleetEnd {
     pub ended_early: BTreeMap<String, u64>,
     pub decode_errors: u64,
+    pub unread_batches: u64,
 }
 
 impl Fleet {
@@ -125,11 +129,17 @@ impl Fleet {
         specs: &[ClientSpec],
         ledger: &Arc<Ledger>,
         rate: f64,
+        framing: Framing,
     ) -> Fleet {
         let (stop, _) = watch::channel(false);
         let shared = Arc::new(FleetShared {
+            closing: AtomicBool::new(false),
+            framing,
+            decode_errors: AtomicU64::new(0),
+            unread_batches: AtomicU64::new(0),
+            ended_early: Mutex::default(),
+            warned: AtomicU64::new(0),
             writers_alive: AtomicUsize::new(specs.iter().filter(|s| s.role.writes).count()),
-            ..FleetShared::default()
         });
         let mut fleet = Fleet {
             queues: Vec::with_capacity(conns.len()),
@@ -216,6 +226,7 @@ impl Fleet {
         FleetEnd {
             ended_early: lock(&self.shared.ended_early).clone(),
             decode_errors: self.shared.decode_errors.load(Ordering::Relaxed),
+            unread_batches: self.shared.unread_batches.load(Ordering::Relaxed),
         }
     }
 }
@@ -340,7 +351,7 @@ impl Reader {
         // One receive time per frame: a batch's events arrived together.
         let now = Instant::now();
         events.clear();
-        if frames::decode(text, events).is_err() {
+        if frames::decode(text, events, self.shared.framing).is_err() {
             self.shared.decode_errors.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -359,6 +370,9 @@ impl Reader {
                     if let Some(inbox) = &mut inbox {
                         inbox.resyncs += 1;
                     }
+                }
+                Event::UnreadBatch => {
+                    self.shared.unread_batches.fetch_add(1, Ordering::Relaxed);
                 }
                 Event::Other => {}
             }

@@ -3,7 +3,8 @@
 //! An observer of a busy board reads thousands of events a second, so this
 //! parses only the fields the load test uses (borrowing strings, skipping the
 //! rest) instead of building full [`protocol::ServerMessage`] values, and
-//! flattens `batch` frames into the events they carry, in order.
+//! flattens `batch` frames into the events they carry, in order — unless the
+//! client plays the prototype's, which knows no `batch`.
 
 use std::borrow::Cow;
 
@@ -49,19 +50,37 @@ pub enum Event {
     Resync {
         seq: u64,
     },
+    /// A `batch` that a [`Framing::Single`] client cannot read: the
+    /// prototype's clients ignore types they do not know, and with it every
+    /// pixel inside.
+    UnreadBatch,
     /// `stats`, `user_list`, `pong`, `connected`: nothing to count.
     Other,
+}
+
+/// How the client asked the gateway to frame events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `?batch=1`: several events per `batch` message.
+    Batched,
+    /// No `?batch`: one event per message, as the prototype's clients
+    /// expect; a `batch` is not understood.
+    Single,
 }
 
 /// Batches never nest today; the bound only keeps a hostile frame from
 /// recursing deeply.
 const MAX_DEPTH: usize = 4;
 
-/// Decodes one text frame, appending its events (a batch's in order) to
-/// `out`.
-pub fn decode(text: &str, out: &mut Vec<Event>) -> Result<(), serde_json::Error> {
+/// Decodes one text frame, appending its events (a batch's in order, when
+/// the client reads batches) to `out`.
+pub fn decode(text: &str, out: &mut Vec<Event>, framing: Framing) -> Result<(), serde_json::Error> {
     let frame: Lite<'_> = serde_json::from_str(text)?;
-    flatten(frame, out, 0);
+    if framing == Framing::Single && frame.kind == "batch" {
+        out.push(Event::UnreadBatch);
+    } else {
+        flatten(frame, out, 0);
+    }
     Ok(())
 }
 
@@ -97,8 +116,19 @@ mod tests {
 
     fn events(text: &str) -> Vec<Event> {
         let mut out = Vec::new();
-        decode(text, &mut out).unwrap();
+        decode(text, &mut out, Framing::Batched).unwrap();
         out
+    }
+
+    #[test]
+    fn a_single_framing_client_does_not_read_a_batch() {
+        let mut out = Vec::new();
+        let batch = r#"{"type":"batch","events":[{"type":"ack","seq":1}]}"#;
+        decode(batch, &mut out, Framing::Single).unwrap();
+        assert_eq!(out, vec![Event::UnreadBatch]);
+        out.clear();
+        decode(r#"{"type":"ack","seq":2}"#, &mut out, Framing::Single).unwrap();
+        assert_eq!(out, vec![Event::Ack { id: None, seq: 2 }]);
     }
 
     #[test]
@@ -165,6 +195,6 @@ mod tests {
 
     #[test]
     fn not_json_is_an_error() {
-        assert!(decode("nope", &mut Vec::new()).is_err());
+        assert!(decode("nope", &mut Vec::new(), Framing::Batched).is_err());
     }
 }

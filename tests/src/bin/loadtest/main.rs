@@ -31,6 +31,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::frames::Framing;
 use crate::report::Report;
 use crate::target::Targets;
 
@@ -74,6 +75,12 @@ struct Common {
     #[arg(long, global = true)]
     json: bool,
 
+    /// Connect as the prototype's clients do: without `?batch=1`, so the
+    /// gateway sends one event per message, and with a `batch` message
+    /// ignored like any unknown type (its pixels count as lost).
+    #[arg(long, global = true)]
+    legacy: bool,
+
     /// Allow hosts other than this machine (127.0.0.0/8, localhost, ::1).
     /// A load test aimed at a live service is an outage.
     #[arg(long = "allow-remote", global = true)]
@@ -115,8 +122,18 @@ async fn main() -> ExitCode {
 
 async fn run(cli: &Cli) -> anyhow::Result<Report> {
     let common = &cli.common;
-    let targets =
-        Targets::resolve(&common.urls, common.api.as_deref(), common.allow_remote).await?;
+    let framing = if common.legacy {
+        Framing::Single
+    } else {
+        Framing::Batched
+    };
+    let targets = Targets::resolve(
+        &common.urls,
+        common.api.as_deref(),
+        common.allow_remote,
+        framing,
+    )
+    .await?;
     let http = reqwest::Client::builder()
         // The targets are local; a proxy from the environment would only
         // get in the way.

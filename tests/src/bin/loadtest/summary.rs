@@ -41,6 +41,7 @@ pub fn summarize(report: &mut Report, outcome: &mut TrafficOutcome) {
     report.add("resyncs", outcome.resyncs);
     report.add("connections_ended_early", &outcome.ended_early);
     report.add("decode_errors", outcome.decode_errors);
+    report.add("unread_batches", outcome.unread_batches);
 
     let latency = match &mut acc.all_samples {
         Some(all) => percentiles(all),

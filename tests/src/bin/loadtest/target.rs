@@ -5,8 +5,11 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, bail};
+use protocol::messages::BATCH_QUERY_PARAM;
 use reqwest::Url;
 use reqwest::header::HeaderValue;
+
+use crate::frames::Framing;
 
 /// One gateway: its `ws://` URL and the socket addresses its host resolves
 /// to (resolved once, so ten thousand connections do not mean ten thousand
@@ -15,13 +18,20 @@ use reqwest::header::HeaderValue;
 pub struct Endpoint {
     pub url: Url,
     pub addrs: Vec<SocketAddr>,
+    pub framing: Framing,
 }
 
 impl Endpoint {
     /// The URL a client named `username` connects to.
     pub fn url_for(&self, username: &str) -> Url {
         let mut url = self.url.clone();
-        url.query_pairs_mut().append_pair("username", username);
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("username", username);
+            if self.framing == Framing::Batched {
+                query.append_pair(BATCH_QUERY_PARAM, "1");
+            }
+        }
         url
     }
 
@@ -52,6 +62,7 @@ impl Targets {
         urls: &[String],
         api: Option<&str>,
         allow_remote: bool,
+        framing: Framing,
     ) -> anyhow::Result<Targets> {
         let ws_urls = parse_ws_urls(urls)?;
         let api = match api {
@@ -66,7 +77,11 @@ impl Targets {
         let mut endpoints = Vec::with_capacity(ws_urls.len());
         for url in ws_urls {
             let addrs = lookup(&url).await?;
-            endpoints.push(Endpoint { url, addrs });
+            endpoints.push(Endpoint {
+                url,
+                addrs,
+                framing,
+            });
         }
         Ok(Targets { endpoints, api })
     }
@@ -221,11 +236,17 @@ mod tests {
     }
 
     #[test]
-    fn username_is_added_to_the_query() {
-        let e = Endpoint {
+    fn username_and_framing_are_added_to_the_query() {
+        let mut e = Endpoint {
             url: Url::parse("ws://127.0.0.1:1/ws").unwrap(),
             addrs: vec![],
+            framing: Framing::Batched,
         };
+        assert_eq!(
+            e.url_for("lt-w-0").as_str(),
+            "ws://127.0.0.1:1/ws?username=lt-w-0&batch=1"
+        );
+        e.framing = Framing::Single;
         assert_eq!(
             e.url_for("lt-w-0").as_str(),
             "ws://127.0.0.1:1/ws?username=lt-w-0"

@@ -110,6 +110,8 @@ pub struct TrafficOutcome {
     /// Connections that ended before the run did, by cause.
     pub ended_early: BTreeMap<String, u64>,
     pub decode_errors: u64,
+    /// `batch` messages sent to `--legacy` clients, which cannot read them.
+    pub unread_batches: u64,
     pub board: Result<BoardCheck, String>,
 }
 
@@ -152,7 +154,8 @@ async fn run_unbounded(
     let planned = u32::try_from(opts.planned())?;
     let t0 = Instant::now();
     let ledger = Arc::new(Ledger::new(plan, planned, t0));
-    let fleet = Fleet::start(conns, &opts.clients, &ledger, opts.rate);
+    let framing = targets.endpoint(0).framing;
+    let fleet = Fleet::start(conns, &opts.clients, &ledger, opts.rate, framing);
     let observers = fleet.inboxes.len();
     let grace_us = opts.drain.as_micros() as u64;
     let keep_all = exact_samples(opts.exact_latency, planned, observers);
@@ -191,6 +194,7 @@ async fn run_unbounded(
         resyncs: totals.resyncs,
         ended_early: end.ended_early,
         decode_errors: end.decode_errors,
+        unread_batches: end.unread_batches,
         board,
     })
 }
