@@ -8,6 +8,7 @@
 
 pub mod backend;
 pub mod bus;
+pub mod client_frame;
 pub mod client_ip;
 pub mod config;
 pub mod connection;
@@ -19,8 +20,11 @@ pub mod idle;
 pub mod ip_limits;
 pub mod mailbox;
 pub mod metrics;
+pub mod placement;
 pub mod presence;
 pub mod proxy;
+pub mod registration;
+pub mod replies;
 pub mod routes;
 pub mod sequencer;
 pub mod sse;
