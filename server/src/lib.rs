@@ -20,6 +20,7 @@ pub mod idle;
 pub mod ip_limits;
 pub mod mailbox;
 pub mod metrics;
+pub mod mode;
 pub mod placement;
 pub mod presence;
 pub mod proxy;
@@ -38,9 +39,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::Context;
-use axum::extract::ws::Utf8Bytes;
-use canvas_api::{Announcer, Auth, Canvas, HttpPolicy, UserNotices};
+use canvas_api::{Auth, Canvas, HttpPolicy, UserNotices};
 use protocol::http::CanvasConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -54,9 +53,10 @@ use crate::fanout::Fanout;
 use crate::hub::Hub;
 use crate::idle::IdleClock;
 use crate::ip_limits::IpLimits;
-use crate::mailbox::{Mailboxes, user_key};
+use crate::mailbox::Mailboxes;
 use crate::metrics::GatewayMetrics;
-use crate::presence::{LocalUsers, PresenceStore, PresenceTask};
+use crate::mode::{BoardSite, Transport};
+use crate::presence::{LocalUsers, PresenceTask};
 use crate::subscriber::Subscriber;
 
 pub use routes::router;
@@ -131,56 +131,35 @@ impl Gateway {
     pub async fn start(config: &Config) -> anyhow::Result<Gateway> {
         config.validate().map_err(anyhow::Error::msg)?;
         let pod_id = config.resolved_pod_id();
-        let redis_info = config.redis.connection_info().map_err(anyhow::Error::msg)?;
+        let transport = Transport::connect(config).await?;
+        let site = BoardSite::of(config);
         let metrics = Arc::new(GatewayMetrics::default());
         let hub = Arc::new(Hub::default());
         let users = Arc::new(LocalUsers::default());
         // With Redis, the subscriber follows who is here; without, events
         // for a user are handed over in process.
-        let mailboxes = Arc::new(Mailboxes::new(redis_info.is_some()));
+        let mailboxes = Arc::new(Mailboxes::new(transport.redis_info().is_some()));
         let background = TaskTracker::new();
         let background_stop = CancellationToken::new();
         let (ingest_tx, ingest_rx) = mpsc::channel::<Incoming>(INGEST_CAPACITY);
         let presence_changed = Arc::new(Notify::new());
-
-        let redis_conn = match &redis_info {
-            Some(info) => Some(
-                canvas_api::store::redis::connect_manager(info.clone())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("Redis: {e}"))?,
-            ),
-            None => None,
-        };
-        let bus = match &redis_conn {
-            Some(conn) => EventBus::Redis(conn.clone()),
-            None => EventBus::Local(ingest_tx.clone()),
-        };
-
-        // How this process announces what it stores: pixels written through
-        // its own `PUT /api/pixel`, and events addressed to one user.
-        let announcer = match &redis_conn {
-            Some(conn) => Announcer::Redis(conn.clone()),
-            None => local_announcer(ingest_tx.clone(), mailboxes.clone()),
-        };
+        let bus = transport.bus(&ingest_tx);
+        let announcer = transport.announcer(&ingest_tx, &mailboxes);
 
         let http_policy = HttpPolicy::from_args(&config.http).map_err(anyhow::Error::msg)?;
         // Every pod must agree on the secret: through Redis when there is
         // one, else the single process keeps it in DATA_DIR. A gateway of a
         // remote canvas-api without Redis needs AUTH_SECRET.
-        let auth_dir = config
-            .canvas_api_url
-            .is_none()
-            .then_some(config.store.data_dir.as_path());
-        let auth = Auth::start(&config.auth, redis_conn.clone(), auth_dir).await?;
+        let auth_dir =
+            matches!(site, BoardSite::InProcess).then_some(config.store.data_dir.as_path());
+        let auth = Auth::start(&config.auth, transport.redis_conn().cloned(), auth_dir).await?;
 
-        let backend = match &config.canvas_api_url {
-            Some(url) => CanvasBackend::Remote(
-                RemoteCanvas::new(url, auth.clone()).context("CANVAS_API_URL")?,
-            ),
+        let backend = match site.remote(auth.clone()) {
+            Some(remote) => CanvasBackend::Remote(remote?),
             None => {
+                let redis_info = transport.redis_info().cloned();
                 let store =
-                    canvas_api::open_store(&config.canvas, redis_info.clone(), &config.store)
-                        .await?;
+                    canvas_api::open_store(&config.canvas, redis_info, &config.store).await?;
                 canvas_api::maintenance::spawn(store.clone(), &background, background_stop.clone());
                 CanvasBackend::InProcess(Canvas::from_args(store, &config.canvas))
             }
@@ -212,7 +191,7 @@ impl Gateway {
         };
         background.spawn(fanout.run(background_stop.clone()));
 
-        let subscriber_live = match &redis_info {
+        let subscriber_live = match transport.redis_info() {
             Some(info) => {
                 let live = Arc::new(AtomicBool::new(false));
                 let subscriber = Subscriber {
@@ -231,14 +210,7 @@ impl Gateway {
         drop(ingest_tx);
 
         let presence = PresenceTask {
-            store: match &redis_conn {
-                Some(conn) => PresenceStore::Redis {
-                    conn: conn.clone(),
-                    pod_id: pod_id.clone(),
-                    ttl: config.presence_ttl(),
-                },
-                None => PresenceStore::Local,
-            },
+            store: transport.presence_store(&pod_id, config.presence_ttl()),
             users: users.clone(),
             remote_changed: presence_changed,
             hub: hub.clone(),
@@ -251,7 +223,7 @@ impl Gateway {
             background_stop.clone(),
         );
 
-        tracing::info!(%pod_id, mode = mode_name(config), "gateway started");
+        tracing::info!(%pod_id, mode = mode::name(&transport, &site), "gateway started");
         Ok(Gateway(Arc::new(GatewayInner {
             pod_id,
             canvas_config,
@@ -291,41 +263,6 @@ impl Gateway {
                 .subscriber_live
                 .as_ref()
                 .is_none_or(|live| live.load(Ordering::Relaxed))
-    }
-}
-
-/// The single process without Redis: its own HTTP writes go straight to the
-/// fan-out, and events for a user straight to that user's mailboxes.
-fn local_announcer(ingest: mpsc::Sender<Incoming>, mailboxes: Arc<Mailboxes>) -> Announcer {
-    Announcer::Local {
-        pixels: Arc::new(move |event| {
-            let json = bus::encode_pixel(&event);
-            if ingest
-                .try_send(Incoming::Pixel {
-                    seq: event.seq,
-                    json,
-                })
-                .is_err()
-            {
-                // The fan-out is saturated; the gap is repaired from the
-                // replay log.
-                tracing::warn!(seq = event.seq, "fan-out queue full");
-            }
-        }),
-        users: Arc::new(move |username, json| {
-            mailboxes.deliver(user_key(username), &Utf8Bytes::from(json));
-        }),
-    }
-}
-
-fn mode_name(config: &Config) -> &'static str {
-    match (
-        &config.canvas_api_url,
-        config.redis.url.is_some() || config.redis.host.is_some(),
-    ) {
-        (Some(_), _) => "gateway with remote canvas-api",
-        (None, true) => "single process on Redis",
-        (None, false) => "single process, embedded store",
     }
 }
 

@@ -1,0 +1,156 @@
+//! How this gateway is deployed, decided once from its configuration: how
+//! events travel between processes ([`Transport`]) and where the board
+//! lives ([`BoardSite`]). `Gateway::start` asks these instead of looking at
+//! the configuration again for each part it builds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::extract::ws::Utf8Bytes;
+use canvas_api::Announcer;
+use redis::aio::ConnectionManager;
+use tokio::sync::mpsc;
+
+use crate::backend::RemoteCanvas;
+use crate::bus::{self, EventBus, Incoming};
+use crate::config::Config;
+use crate::mailbox::{Mailboxes, user_key};
+use crate::presence::PresenceStore;
+
+/// How stored pixels, presence and events for one user reach every
+/// gateway.
+pub enum Transport {
+    /// Through Redis: `PUBLISH`/`SUBSCRIBE`, presence keys, the shared
+    /// secret.
+    Redis {
+        // Boxed: the connection's credentials and TLS settings are large,
+        // and this is made once.
+        info: Box<redis::ConnectionInfo>,
+        conn: ConnectionManager,
+    },
+    /// This process is the only one: events go through an in-process
+    /// channel, and the secret is kept in `DATA_DIR`.
+    InProcess,
+}
+
+impl Transport {
+    /// Connects to Redis when the configuration names one.
+    pub async fn connect(config: &Config) -> anyhow::Result<Transport> {
+        match config.redis.connection_info().map_err(anyhow::Error::msg)? {
+            Some(info) => {
+                let conn = canvas_api::store::redis::connect_manager(info.clone())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("Redis: {e}"))?;
+                Ok(Transport::Redis {
+                    info: Box::new(info),
+                    conn,
+                })
+            }
+            None => Ok(Transport::InProcess),
+        }
+    }
+
+    pub fn redis_info(&self) -> Option<&redis::ConnectionInfo> {
+        match self {
+            Transport::Redis { info, .. } => Some(info),
+            Transport::InProcess => None,
+        }
+    }
+
+    pub fn redis_conn(&self) -> Option<&ConnectionManager> {
+        match self {
+            Transport::Redis { conn, .. } => Some(conn),
+            Transport::InProcess => None,
+        }
+    }
+
+    /// Where this gateway publishes what it stored.
+    pub fn bus(&self, ingest: &mpsc::Sender<Incoming>) -> EventBus {
+        match self {
+            Transport::Redis { conn, .. } => EventBus::Redis(conn.clone()),
+            Transport::InProcess => EventBus::Local(ingest.clone()),
+        }
+    }
+
+    /// How this process announces pixels written through its own `PUT
+    /// /api/pixel`, and events addressed to one user.
+    pub fn announcer(
+        &self,
+        ingest: &mpsc::Sender<Incoming>,
+        mailboxes: &Arc<Mailboxes>,
+    ) -> Announcer {
+        match self {
+            Transport::Redis { conn, .. } => Announcer::Redis(conn.clone()),
+            Transport::InProcess => local_announcer(ingest.clone(), mailboxes.clone()),
+        }
+    }
+
+    pub fn presence_store(&self, pod_id: &str, ttl: Duration) -> PresenceStore {
+        match self {
+            Transport::Redis { conn, .. } => PresenceStore::Redis {
+                conn: conn.clone(),
+                pod_id: pod_id.to_owned(),
+                ttl,
+            },
+            Transport::InProcess => PresenceStore::Local,
+        }
+    }
+}
+
+/// Where the board is kept.
+pub enum BoardSite {
+    /// A separate canvas-api (the Kubernetes shape).
+    Remote(String),
+    /// In this process: Redis, or the embedded store in `DATA_DIR`.
+    InProcess,
+}
+
+impl BoardSite {
+    pub fn of(config: &Config) -> BoardSite {
+        match &config.canvas_api_url {
+            Some(url) => BoardSite::Remote(url.clone()),
+            None => BoardSite::InProcess,
+        }
+    }
+
+    pub fn remote(&self, auth: canvas_api::Auth) -> Option<anyhow::Result<RemoteCanvas>> {
+        match self {
+            BoardSite::Remote(url) => Some(RemoteCanvas::new(url, auth).context("CANVAS_API_URL")),
+            BoardSite::InProcess => None,
+        }
+    }
+}
+
+/// The mode's name in the start-up log.
+pub fn name(transport: &Transport, site: &BoardSite) -> &'static str {
+    match (site, transport) {
+        (BoardSite::Remote(_), _) => "gateway with remote canvas-api",
+        (BoardSite::InProcess, Transport::Redis { .. }) => "single process on Redis",
+        (BoardSite::InProcess, Transport::InProcess) => "single process, embedded store",
+    }
+}
+
+/// The single process without Redis: its own HTTP writes go straight to the
+/// fan-out, and events for a user straight to that user's mailboxes.
+fn local_announcer(ingest: mpsc::Sender<Incoming>, mailboxes: Arc<Mailboxes>) -> Announcer {
+    Announcer::Local {
+        pixels: Arc::new(move |event| {
+            let json = bus::encode_pixel(&event);
+            if ingest
+                .try_send(Incoming::Pixel {
+                    seq: event.seq,
+                    json,
+                })
+                .is_err()
+            {
+                // The fan-out is saturated; the gap is repaired from the
+                // replay log.
+                tracing::warn!(seq = event.seq, "fan-out queue full");
+            }
+        }),
+        users: Arc::new(move |username, json| {
+            mailboxes.deliver(user_key(username), &Utf8Bytes::from(json));
+        }),
+    }
+}
