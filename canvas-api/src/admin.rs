@@ -22,8 +22,8 @@ use protocol::{NoticeCode, PixelUpdated};
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
+use crate::clock::now_ms;
 use crate::error::ApiError;
-use crate::store::now_ms;
 
 /// The largest admin request body.
 pub const MAX_ADMIN_BODY: usize = 4 * 1024;

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -21,6 +21,7 @@ use protocol::username::is_valid_username;
 use redis::aio::ConnectionManager;
 use sha2::Sha256;
 
+use crate::clock::now_ms;
 use crate::config::{AuthArgs, AuthMode};
 use crate::error::ApiError;
 
@@ -91,12 +92,6 @@ enum Claims {
     Redis(ConnectionManager),
     /// Username → (session id, until when).
     Local(Mutex<HashMap<String, (String, Instant)>>),
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn random_hex(bytes: usize) -> String {

@@ -14,20 +14,11 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::palette::Palette;
 use crate::store::{
-    CanvasStore, Gcra, Geometry, PixelRecord, PlaceOutcome, Snapshot, Updates, Write,
+    CanvasStore, Gcra, Geometry, PixelRecord, PlaceOutcome, ReplayPage, Snapshot, Updates, Write,
 };
 
 /// The most events one `/api/updates` page carries.
 pub const MAX_UPDATES_PAGE: usize = 10_000;
-
-/// A page of writes from the replay log.
-#[derive(Debug)]
-pub struct UpdatesRead {
-    pub events: Vec<PixelUpdated>,
-    pub latest_seq: u64,
-    pub has_more: bool,
-    pub epoch: String,
-}
 
 #[derive(Clone)]
 pub struct Canvas {
@@ -243,20 +234,10 @@ impl Canvas {
         since: u64,
         limit: usize,
         epoch: Option<&str>,
-    ) -> Result<UpdatesRead, ApiError> {
+    ) -> Result<ReplayPage, ApiError> {
         let limit = limit.clamp(1, MAX_UPDATES_PAGE);
         match self.inner.store.updates_since(since, limit, epoch).await? {
-            Updates::Page {
-                events,
-                latest_seq,
-                has_more,
-                epoch,
-            } => Ok(UpdatesRead {
-                events,
-                latest_seq,
-                has_more,
-                epoch,
-            }),
+            Updates::Page(page) => Ok(page),
             Updates::Gone { latest_seq } => Err(ApiError::Gone { since, latest_seq }),
         }
     }

@@ -8,6 +8,7 @@ pub mod announce;
 pub mod auth;
 pub mod canvas;
 pub mod client_ip;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http_policy;

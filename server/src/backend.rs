@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use canvas_api::store::ReplayPage;
 use canvas_api::{ApiError, Auth, Canvas};
 use protocol::PixelUpdated;
 use protocol::ServerMessage;
@@ -24,13 +25,6 @@ pub enum CanvasBackend {
     Remote(RemoteCanvas),
 }
 
-/// A page of the replay log.
-pub struct Page {
-    pub events: Vec<PixelUpdated>,
-    pub latest_seq: u64,
-    pub has_more: bool,
-}
-
 impl CanvasBackend {
     /// Validates and stores one pixel; `Ok` means stored, not yet published.
     pub async fn place(
@@ -47,16 +41,9 @@ impl CanvasBackend {
         }
     }
 
-    pub async fn updates_since(&self, since: u64, limit: usize) -> Result<Page, ApiError> {
+    pub async fn updates_since(&self, since: u64, limit: usize) -> Result<ReplayPage, ApiError> {
         match self {
-            CanvasBackend::InProcess(canvas) => {
-                let page = canvas.updates_since(since, limit, None).await?;
-                Ok(Page {
-                    events: page.events,
-                    latest_seq: page.latest_seq,
-                    has_more: page.has_more,
-                })
-            }
+            CanvasBackend::InProcess(canvas) => canvas.updates_since(since, limit, None).await,
             CanvasBackend::Remote(remote) => remote.updates_since(since, limit).await,
         }
     }
@@ -137,7 +124,7 @@ impl RemoteCanvas {
         })
     }
 
-    async fn updates_since(&self, since: u64, limit: usize) -> Result<Page, ApiError> {
+    async fn updates_since(&self, since: u64, limit: usize) -> Result<ReplayPage, ApiError> {
         let page: UpdatesPage = self
             .get_json(&format!("/api/updates?since={since}&limit={limit}"))
             .await?;
@@ -149,10 +136,11 @@ impl RemoteCanvas {
                 _ => None,
             })
             .collect();
-        Ok(Page {
+        Ok(ReplayPage {
             events,
             latest_seq: page.latest_seq,
             has_more: page.has_more,
+            epoch: page.epoch,
         })
     }
 

@@ -1,6 +1,6 @@
 //! The fan-out task: takes every incoming event, drops duplicates, repairs
 //! gaps from the replay log, gathers what is ready into one [`HubFrame`] and
-//! hands it to the [`Hub`]. The only task that touches the [`Sequencer`].
+//! hands it to the [`Hub`]. The only task that touches the [`SeqTracker`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use crate::backend::CanvasBackend;
 use crate::bus::{Incoming, encode_pixel};
 use crate::hub::{EventRun, Hub, HubFrame};
 use crate::metrics::GatewayMetrics;
-use crate::sequencer::Sequencer;
+use crate::seq_tracker::SeqTracker;
 
 /// The most events put in one hub frame (one `batch` message).
 pub const MAX_BATCH: usize = 512;
@@ -94,10 +94,10 @@ impl Fanout {
 
     /// Learns the store's current `seq`, so the first gap is noticed too.
     /// Events queue meanwhile; after a few tries the first event decides.
-    async fn start(&self, cancel: &CancellationToken) -> Sequencer {
+    async fn start(&self, cancel: &CancellationToken) -> SeqTracker {
         for attempt in 0..20u32 {
             match self.backend.config().await {
-                Ok(config) => return Sequencer::starting_after(config.seq),
+                Ok(config) => return SeqTracker::starting_after(config.seq),
                 Err(e) => {
                     tracing::warn!(error = %e, attempt, "cannot read the canvas seq yet");
                     tokio::select! {
@@ -107,14 +107,14 @@ impl Fanout {
                 }
             }
         }
-        Sequencer::default()
+        SeqTracker::default()
     }
 
     /// Queues one event; true when a repair should run at once.
     fn take(
         &self,
         item: Incoming,
-        seq: &mut Sequencer,
+        seq: &mut SeqTracker,
         batch: &mut Vec<Utf8Bytes>,
         checks: &mut DuplicateChecks,
     ) -> bool {
@@ -133,7 +133,7 @@ impl Fanout {
         }
     }
 
-    fn flush(&self, batch: &mut Vec<Utf8Bytes>, seq: &Sequencer) {
+    fn flush(&self, batch: &mut Vec<Utf8Bytes>, seq: &SeqTracker) {
         match batch.len() {
             0 => {}
             1 => self.hub.send_message(batch.pop().expect("one")),
@@ -151,7 +151,7 @@ impl Fanout {
     /// has it, clients are told to resync.
     async fn repair(
         &self,
-        seq: &mut Sequencer,
+        seq: &mut SeqTracker,
         batch: &mut Vec<Utf8Bytes>,
         cancel: &CancellationToken,
     ) {
@@ -206,7 +206,7 @@ impl Fanout {
         tracing::debug!(took = ?started.elapsed(), upto = seq.contiguous(), "gap repaired");
     }
 
-    fn resync(&self, seq: &mut Sequencer, latest: u64, reason: &str) {
+    fn resync(&self, seq: &mut SeqTracker, latest: u64, reason: &str) {
         tracing::warn!(latest, reason, "telling clients to resync");
         self.metrics.resyncs.inc();
         if latest < seq.contiguous() {
@@ -217,7 +217,7 @@ impl Fanout {
                 latest,
                 "the store's seq went back; starting over"
             );
-            *seq = Sequencer::starting_after(latest);
+            *seq = SeqTracker::starting_after(latest);
         } else {
             seq.skip_to(latest, Instant::now());
         }

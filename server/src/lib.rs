@@ -27,7 +27,7 @@ pub mod proxy;
 pub mod registration;
 pub mod replies;
 pub mod routes;
-pub mod sequencer;
+pub mod seq_tracker;
 pub mod sse;
 pub mod subscriber;
 pub mod web;

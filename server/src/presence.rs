@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, PresenceFrames};
+use canvas_api::clock::now_ms;
 
 /// The most usernames in one pod's record and in a `user_list` frame. Every
 /// connection's write buffer keeps the capacity of the largest frame it was
@@ -292,13 +293,6 @@ fn user_update(pod_id: &str) -> String {
         pod_id: pod_id.to_owned(),
     })
     .expect("encodes")
-}
-
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ use bytes::Bytes;
 use protocol::http::{AuditEntry, BanInfo, Protection, Rect};
 use protocol::{Color, PixelUpdated};
 
+use crate::clock::now_ms;
+
 pub use self::gcra::Gcra;
 
 pub use self::embedded::EmbeddedStore;
@@ -140,19 +142,30 @@ pub struct PixelRecord {
     pub seq: u64,
 }
 
+/// A page of writes from the replay log, as every reader inside the
+/// services sees it (the wire's is `protocol::http::UpdatesPage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayPage {
+    /// Writes after the asked `seq`, in `seq` order.
+    pub events: Vec<PixelUpdated>,
+    /// The canvas-wide `seq` when the page was read.
+    pub latest_seq: u64,
+    /// True when more writes follow the last event.
+    pub has_more: bool,
+    /// The board's epoch, read in the same step.
+    pub epoch: String,
+}
+
 /// Writes after a `seq`, from the replay log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Updates {
-    Page {
-        events: Vec<PixelUpdated>,
-        latest_seq: u64,
-        has_more: bool,
-        epoch: String,
-    },
+    Page(ReplayPage),
     /// The log no longer reaches back to the asked `seq`, the asked `seq` is
     /// ahead of the store, or the asked epoch is not the board's: the store
     /// lost its data since the caller's `seq` was read.
-    Gone { latest_seq: u64 },
+    Gone {
+        latest_seq: u64,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -415,14 +428,6 @@ pub const MAX_PROTECTIONS: usize = 64;
 pub const AUDIT_LEN: usize = 1000;
 /// Pixels remembered per user for "undo a user" (the newest are kept).
 pub const USER_PIXELS_LEN: usize = 10_000;
-
-/// Milliseconds since the Unix epoch on this machine's clock.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 #[cfg(test)]
 mod tests {

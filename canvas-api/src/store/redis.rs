@@ -26,8 +26,8 @@ use redis::{AsyncCommands, Script, Value};
 use protocol::http::{AuditEntry, BanInfo, Protection, Rect};
 
 use super::{
-    AUDIT_LEN, Geometry, MAX_PROTECTIONS, PixelRecord, PlaceOutcome, Rewrite, Snapshot, StoreError,
-    USER_PIXELS_LEN, Updates, Write, ip_key,
+    AUDIT_LEN, Geometry, MAX_PROTECTIONS, PixelRecord, PlaceOutcome, ReplayPage, Rewrite, Snapshot,
+    StoreError, USER_PIXELS_LEN, Updates, Write, ip_key,
 };
 
 /// Moderation writes per `rewrite.lua` call: Redis serves nothing else
@@ -598,12 +598,12 @@ fn parse_updates(reply: Value, since: u64, limit: usize) -> Result<Updates, Stor
         events.push(event);
     }
     let last = events.last().map_or(since, |e| e.seq);
-    Ok(Updates::Page {
+    Ok(Updates::Page(ReplayPage {
         has_more: events.len() == limit && last < latest_seq,
         events,
         latest_seq,
         epoch,
-    })
+    }))
 }
 
 /// Parses one stream entry `[id, [field, value, ...]]`.

@@ -34,9 +34,10 @@ use protocol::{Color, PixelUpdated};
 use self::log::LogWriter;
 use self::moderation::ModerationState;
 use super::{
-    AUDIT_LEN, Geometry, MAX_PROTECTIONS, PixelRecord, PlaceOutcome, Rewrite, Snapshot, StoreError,
-    USER_PIXELS_LEN, Updates, Write, ip_key, now_ms,
+    AUDIT_LEN, Geometry, MAX_PROTECTIONS, PixelRecord, PlaceOutcome, ReplayPage, Rewrite, Snapshot,
+    StoreError, USER_PIXELS_LEN, Updates, Write, ip_key,
 };
+use crate::clock::now_ms;
 
 const SNAPSHOT_FILE: &str = "board.snap";
 const LOG_FILE: &str = "pixels.log";
@@ -596,12 +597,12 @@ impl EmbeddedStore {
         }
         let epoch = self.inner.epoch.clone();
         if since == latest_seq {
-            return Updates::Page {
+            return Updates::Page(ReplayPage {
                 events: Vec::new(),
                 latest_seq,
                 has_more: false,
                 epoch,
-            };
+            });
         }
         let oldest = state.recent.front().map(|e| e.seq);
         match oldest {
@@ -615,12 +616,12 @@ impl EmbeddedStore {
                     .cloned()
                     .collect();
                 let last = events.last().map_or(since, |e| e.seq);
-                Updates::Page {
+                Updates::Page(ReplayPage {
                     events,
                     latest_seq,
                     has_more: last < latest_seq,
                     epoch,
-                }
+                })
             }
             _ => Updates::Gone { latest_seq },
         }
@@ -887,7 +888,7 @@ mod tests {
         assert!(store.pixel(0, 0).is_none());
         // The replay log survived too.
         match store.updates_since(0, 10, None) {
-            Updates::Page { events, .. } => assert_eq!(events, vec![a, b]),
+            Updates::Page(page) => assert_eq!(page.events, vec![a, b]),
             gone => panic!("{gone:?}"),
         }
         let c = stored(store.place(&write(3, "c", 0)).unwrap());
@@ -945,12 +946,12 @@ mod tests {
             Updates::Gone { latest_seq: 5 }
         );
         match store.updates_since(2, 2, None) {
-            Updates::Page {
+            Updates::Page(ReplayPage {
                 events,
                 latest_seq,
                 has_more,
                 ..
-            } => {
+            }) => {
                 assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
                 assert_eq!(latest_seq, 5);
                 assert!(has_more);
@@ -962,7 +963,7 @@ mod tests {
             Updates::Gone { latest_seq: 5 }
         );
         assert!(
-            matches!(store.updates_since(5, 2, None), Updates::Page { ref events, .. } if events.is_empty())
+            matches!(store.updates_since(5, 2, None), Updates::Page(ref page) if page.events.is_empty())
         );
     }
 
@@ -978,7 +979,7 @@ mod tests {
         assert_eq!(store.snapshot().epoch, first);
         assert!(matches!(
             store.updates_since(0, 10, Some(&first)),
-            Updates::Page { .. }
+            Updates::Page(_)
         ));
         assert_eq!(
             store.updates_since(0, 10, Some("other")),

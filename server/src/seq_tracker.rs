@@ -1,4 +1,4 @@
-//! [`Sequencer`]: which `seq`s this gateway has fanned out, and which are
+//! [`SeqTracker`]: which `seq`s this gateway has fanned out, and which are
 //! missing. Pure bookkeeping; [`crate::fanout`] acts on it.
 //!
 //! Events reach a gateway out of order (two gateways publish concurrently)
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 pub const MAX_AHEAD: usize = 100_000;
 
 #[derive(Debug, Default)]
-pub struct Sequencer {
+pub struct SeqTracker {
     /// Every `seq` up to this one was passed on. `None` before the first.
     contiguous: Option<u64>,
     /// `seq`s passed on above `contiguous + 1`.
@@ -23,11 +23,11 @@ pub struct Sequencer {
     gap_since: Option<Instant>,
 }
 
-impl Sequencer {
+impl SeqTracker {
     /// Starts after `seq`: writes up to it are already on any board a client
     /// fetches from now on.
     pub fn starting_after(seq: u64) -> Self {
-        Sequencer {
+        SeqTracker {
             contiguous: Some(seq),
             ..Default::default()
         }
@@ -106,7 +106,7 @@ mod tests {
     #[test]
     fn in_order_events_leave_no_gap() {
         let now = Instant::now();
-        let mut s = Sequencer::starting_after(10);
+        let mut s = SeqTracker::starting_after(10);
         assert!(s.accept(11, now));
         assert!(s.accept(12, now));
         assert_eq!(s.contiguous(), 12);
@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn out_of_order_events_pass_and_close_the_gap() {
         let now = Instant::now();
-        let mut s = Sequencer::starting_after(0);
+        let mut s = SeqTracker::starting_after(0);
         assert!(s.accept(2, now));
         assert!(s.has_gap());
         assert_eq!(
@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn duplicates_are_refused() {
         let now = Instant::now();
-        let mut s = Sequencer::starting_after(0);
+        let mut s = SeqTracker::starting_after(0);
         assert!(s.accept(3, now));
         assert!(!s.accept(3, now));
         assert!(s.accept(1, now));
@@ -143,9 +143,9 @@ mod tests {
     }
 
     #[test]
-    fn the_first_event_starts_an_unstarted_sequencer() {
+    fn the_first_event_starts_an_unstarted_seq_tracker() {
         let now = Instant::now();
-        let mut s = Sequencer::default();
+        let mut s = SeqTracker::default();
         assert!(!s.is_started());
         assert!(s.accept(40, now));
         assert_eq!(s.contiguous(), 40);
@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn skipping_drops_what_it_passes() {
         let now = Instant::now();
-        let mut s = Sequencer::starting_after(0);
+        let mut s = SeqTracker::starting_after(0);
         s.accept(5, now);
         s.accept(9, now);
         s.skip_to(6, now);
