@@ -5,7 +5,7 @@ import { Board } from "./board.js";
 import { Session } from "./session.js";
 import { Sync } from "./sync.js";
 import { View } from "./view.js";
-import { Cooldown, Inspector, NameField, Palette, People, Status, Toasts, errorText, formatWait } from "./ui.js";
+import { Cooldown, Help, Inspector, NameField, Palette, People, Status, Toasts, errorText, formatWait, paletteIndexOfKey } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -13,6 +13,7 @@ const toasts = new Toasts();
 const status = new Status();
 const people = new People();
 const inspector = new Inspector();
+const help = new Help();
 const board = new Board($("board"));
 const reticle = $("reticle");
 const coords = $("coords");
@@ -26,8 +27,16 @@ let placing = null;
 /** Milliseconds since navigation: when this script ran, when the board was first drawn. */
 const timing = { scriptMs: performance.now(), boardShownMs: -1 };
 
-const cooldown = new Cooldown((cooling) => reticle.classList.toggle("cooling", cooling));
+const cooldown = new Cooldown((cooling) => {
+  reticle.classList.toggle("cooling", cooling);
+  // "You can place again in …" is untrue from now on.
+  if (!cooling) toasts.dismiss("cooldown");
+});
 const palette = new Palette();
+// The reticle is filled with the color a tap would place.
+palette.onPick = (color) => { reticle.style.backgroundColor = color; };
+/** Whether the "zoomed in: tap again" hint was shown (once a page load). */
+let zoomHintShown = false;
 const session = new Session();
 /** The token this connection uses ("" without one), and whether the server
  * requires one (AUTH=required, from /api/config). */
@@ -47,7 +56,7 @@ const names = new NameField((name) => {
 
 const topBar = document.querySelector(".bar.top");
 const bottomBar = document.querySelector(".bar.bottom");
-const view = new View($("viewport"), $("board"), reticle, {
+const view = new View($("viewport"), $("board"), reticle, $("grid"), {
   insets: () => ({
     top: topBar.getBoundingClientRect().bottom,
     bottom: window.innerHeight - bottomBar.getBoundingClientRect().top,
@@ -56,9 +65,14 @@ const view = new View($("viewport"), $("board"), reticle, {
     coords.hidden = !p;
     if (p) coords.textContent = `(${p.x}, ${p.y})`;
   },
-  onTap(x, y, { inspect }) {
+  onTap(x, y, { inspect, clientX, clientY }) {
     if (inspect || mode === "inspect") inspector.show(x, y, board.getPixel(x, y));
-    else place(x, y);
+    else if (!view.canPlace) {
+      // Too far out to see the pixel: zoom in on it instead of placing blind.
+      view.zoomToPlaceAt(clientX, clientY);
+      if (!zoomHintShown) toasts.show("Zoomed in so you can see the pixel: tap again to place it.", "info");
+      zoomHintShown = true;
+    } else place(x, y);
   },
 });
 
@@ -111,7 +125,7 @@ const sync = new Sync(board, {
       case "error":
         if (placing && m.id === placing.id) placing = null;
         if (m.code === "cooldown") cooldown.start(Number(m.retryAfterMs) || 0);
-        toasts.show(errorText(m));
+        toasts.show(errorText(m), "error", m.code === "cooldown" ? "cooldown" : "");
         break;
       // The same user placed elsewhere (a script over HTTP): the cooldown
       // holds here too.
@@ -148,7 +162,7 @@ function place(x, y) {
     return;
   }
   if (cooldown.active) {
-    toasts.show(`Cooldown: you can place again in ${formatWait(cooldown.remaining())}.`);
+    toasts.show(`Cooldown: you can place again in ${formatWait(cooldown.remaining())}.`, "error", "cooldown");
     return;
   }
   if (placing && performance.now() - placing.at < 5000) return;
@@ -178,10 +192,28 @@ $("zoom-fit").addEventListener("click", () => view.fit());
 window.addEventListener("keydown", (e) => {
   const t = e.target;
   if (t instanceof HTMLInputElement || e.ctrlKey || e.metaKey || e.altKey) return;
-  if (e.key === "i" || e.key === "I") setMode(mode === "inspect" ? "place" : "inspect");
+  if (e.defaultPrevented) return; // taken by the view or a control
+  const color = paletteIndexOfKey(e);
+  if (color >= 0) {
+    if (palette.pickIndex(color)) e.preventDefault();
+  } else if (e.key === "[" || e.key === "]") {
+    if (palette.pickStep(e.key === "]" ? 1 : -1)) e.preventDefault();
+  } else if (e.key === "?") help.show(help.panel.hidden);
+  else if (e.key === "i" || e.key === "I") setMode(mode === "inspect" ? "place" : "inspect");
   else if (e.key === "p" || e.key === "P") setMode("place");
-  else if (e.key === "Escape") inspector.hide();
+  else if (e.key === "Escape") {
+    inspector.hide();
+    help.show(false);
+  }
 });
+
+// Panels above the toolbar keep clear of it, however tall it wraps (on a
+// phone the palette takes several rows).
+const toolbarSpace = () => document.documentElement.style.setProperty(
+  "--toolbar-space", `${Math.max(0, window.innerHeight - bottomBar.getBoundingClientRect().top)}px`);
+new ResizeObserver(toolbarSpace).observe(bottomBar);
+window.addEventListener("resize", toolbarSpace);
+toolbarSpace();
 
 // Read-only state for tests and curious players; the canvas itself is the
 // real proof of what is drawn.
