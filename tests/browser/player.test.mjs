@@ -3,8 +3,9 @@
 // in), the reticle shows the chosen color, lines between pixels at high
 // zoom, number keys for colors and the list of keys on screen, a cooldown
 // message that goes when the cooldown does, and a page that keeps still and
-// clear of its toolbar on a desktop and on a phone. What the player sees is
-// read from screenshots; what was placed, from the server.
+// clear of its toolbar on a desktop and on a phone; a place on the board is a
+// link (`#x=…&y=…&z=…`), and Space places at the reticle. What the player
+// sees is read from screenshots; what was placed, from the server.
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -262,6 +263,81 @@ describe("playing safely", { timeout: 240_000 }, () => {
     );
     assert.deepEqual((await atReady.jsonValue()).toasts.filter((t) => t.startsWith("Cooldown")), []);
     assert.equal(await canvasPixel(page, 21, 20), "#FFFFFF", "the refused click placed nothing");
+  });
+
+  /** The pixel in the middle of the page's viewport, read from the canvas's on-screen box. */
+  const middlePixel = async (page) => {
+    const size = page.viewportSize();
+    return pixelUnder(page, { x: size.width / 2, y: size.height / 2 });
+  };
+  const hashPlace = (page) => page.evaluate(() => Object.fromEntries(new URLSearchParams(location.hash.slice(1))));
+
+  check("the address carries the place as the board moves; a link opens there; copy link copies it", async () => {
+    const page = await open("gus");
+    assert.equal(await page.evaluate(() => location.hash), "", "the fitted board needs no place");
+    await zoomTo(page, 250, 750, 8);
+    await page.waitForFunction(() => /^#x=\d+&y=\d+&z=[\d.]+$/.test(location.hash));
+    // Written a moment after the board stops: wait for the one that names
+    // what is in the middle now.
+    await page.waitForFunction(() => {
+      const q = new URLSearchParams(location.hash.slice(1));
+      const c = document.getElementById("board").getBoundingClientRect();
+      const s = c.width / 1000;
+      return Number(q.get("x")) === Math.floor((innerWidth / 2 - c.left) / s)
+        && Number(q.get("y")) === Math.floor((innerHeight / 2 - c.top) / s);
+    });
+    const here = await hashPlace(page);
+    assert.ok(Number(here.z) >= 8, JSON.stringify(here));
+    // The pointer off the board (on the top bar): the readout shows the middle pixel.
+    await page.hover(".brand");
+    await page.waitForFunction((t) => document.getElementById("coords").textContent === t, `(${here.x}, ${here.y})`);
+
+    // Copy link: the clipboard holds this place's address.
+    await page.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.url });
+    await page.click("#copy-link");
+    await page.locator(".toast.info", { hasText: "Link copied" }).waitFor();
+    const copied = await page.evaluate(() => navigator.clipboard.readText());
+    assert.equal(copied, `${server.url}/#x=${here.x}&y=${here.y}&z=${here.z}`);
+
+    // Opened elsewhere, the link shows the same pixel in the middle at the same zoom.
+    const other = await openPage(browser, copied, { username: "gus-friend" });
+    pages.push(other);
+    await waitLive(other);
+    await frames(other);
+    assert.deepEqual(await middlePixel(other), { x: Number(here.x), y: Number(here.y) });
+    assert.ok(Math.abs((await scaleOf(other)) - Number(here.z)) < 0.01);
+
+    // A place typed into the address bar of the open page goes there.
+    await other.evaluate(() => { location.hash = "#x=10&y=990&z=16"; });
+    await other.waitForFunction(() => window.__canvas.view().scale === 16);
+    await frames(other);
+    assert.deepEqual(await middlePixel(other), { x: 10, y: 990 });
+
+    // A link naming no place opens the fitted board, without complaint.
+    const broken = await openPage(browser, `${server.url}/#x=abc&z=-1`, { username: "gus-broken" });
+    pages.push(broken);
+    await waitLive(broken);
+    assert.ok((await scaleOf(broken)) < 1);
+  });
+
+  check("Space places the chosen color at the reticle, and only where the reticle shows", async () => {
+    const page = await open("hal");
+    await page.locator("#viewport").focus();
+    await page.keyboard.press("3");
+    const color = await page.evaluate(() => document.querySelector('#palette [aria-checked="true"]').dataset.color);
+    const seq = await storedSeq();
+    // Fitted: no reticle, so Space places nothing.
+    const far = await pixelCenter(page, 700, 300);
+    await page.mouse.move(far.x, far.y);
+    await page.keyboard.press("Space");
+    const at = await zoomTo(page, 700, 300, 8);
+    await page.mouse.move(at.x, at.y);
+    await frames(page);
+    assert.equal(await page.isVisible("#reticle"), true);
+    await page.keyboard.press("Space");
+    await waitCanvasPixel(page, 700, 300, color);
+    // One write: the first Space placed nothing (else this one had met the cooldown).
+    assert.equal(await storedSeq(), seq + 1);
   });
 
   for (const [device, options] of [["a desktop", {}], ["a phone", PHONE]]) {

@@ -4,7 +4,7 @@
 import { Board } from "./board.js";
 import { Session } from "./session.js";
 import { Sync } from "./sync.js";
-import { View } from "./view.js";
+import { View, hashOfPlace, placeOfHash } from "./view.js";
 import { Cooldown, Help, Inspector, NameField, Palette, People, Status, Toasts, errorText, formatWait, paletteIndexOfKey } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -17,6 +17,7 @@ const help = new Help();
 const board = new Board($("board"));
 const reticle = $("reticle");
 const coords = $("coords");
+const where = $("where");
 const loading = $("loading");
 
 let mode = "place";
@@ -61,9 +62,12 @@ const view = new View($("viewport"), $("board"), reticle, $("grid"), {
     top: topBar.getBoundingClientRect().bottom,
     bottom: window.innerHeight - bottomBar.getBoundingClientRect().top,
   }),
-  onHover(p) {
-    coords.hidden = !p;
-    if (p) coords.textContent = `(${p.x}, ${p.y})`;
+  onHover() {
+    showCoords();
+  },
+  onMove() {
+    showCoords();
+    linkSoon();
   },
   onTap(x, y, { inspect, clientX, clientY }) {
     if (inspect || mode === "inspect") inspector.show(x, y, board.getPixel(x, y));
@@ -148,7 +152,52 @@ configReady
   })
   .catch(() => {});
 
-board.onLoad = (width, height) => view.setBoardSize(width, height);
+/** Where a link opened the page, until the board's size is known. */
+let linkedPlace = placeOfHash(location.hash);
+board.onLoad = (width, height) => {
+  view.setBoardSize(width, height);
+  if (linkedPlace) view.goTo(linkedPlace);
+  linkedPlace = null;
+};
+
+/** The hovered pixel, else the one in the middle of the screen. */
+function showCoords() {
+  if (!view.width) return;
+  const p = view.hover || view.place();
+  coords.textContent = `(${p.x}, ${p.y})`;
+  where.hidden = false;
+}
+
+// The address bar carries the place on the board (`#x=…&y=…&z=…`), kept
+// current a moment after the board stops moving (browsers limit how often
+// history may change); the automatic fit needs no place.
+const LINK_DELAY_MS = 300;
+let linkTimer = 0;
+function linkSoon() {
+  clearTimeout(linkTimer);
+  linkTimer = setTimeout(writeLink, LINK_DELAY_MS);
+}
+function writeLink() {
+  clearTimeout(linkTimer);
+  const hash = view.untouched ? "" : hashOfPlace(view.place());
+  if (hash !== location.hash) history.replaceState(null, "", `${location.pathname}${location.search}${hash}`);
+}
+// A place typed or pasted into the address bar of an open page.
+window.addEventListener("hashchange", () => {
+  const p = placeOfHash(location.hash);
+  if (p) view.goTo(p);
+});
+$("copy-link").addEventListener("click", async () => {
+  writeLink();
+  const url = `${location.origin}${location.pathname}${hashOfPlace(view.place())}`;
+  try {
+    await navigator.clipboard.writeText(url);
+    toasts.show(`Link copied: ${url}`, "info", "link");
+  } catch {
+    // No clipboard here (a page not served over https, or no permission).
+    toasts.show(`The link to this place: ${url}`, "info", "link");
+  }
+});
 board.onDraw = () => {
   if (timing.boardShownMs < 0) {
     timing.boardShownMs = performance.now();
@@ -194,7 +243,11 @@ window.addEventListener("keydown", (e) => {
   if (t instanceof HTMLInputElement || e.ctrlKey || e.metaKey || e.altKey) return;
   if (e.defaultPrevented) return; // taken by the view or a control
   const color = paletteIndexOfKey(e);
-  if (color >= 0) {
+  if (e.key === " " && !(t instanceof HTMLButtonElement)) {
+    // Places at the reticle, which shows only where a tap would place.
+    e.preventDefault();
+    if (view.hover && view.canPlace && mode === "place") place(view.hover.x, view.hover.y);
+  } else if (color >= 0) {
     if (palette.pickIndex(color)) e.preventDefault();
   } else if (e.key === "[" || e.key === "]") {
     if (palette.pickStep(e.key === "]" ? 1 : -1)) e.preventDefault();

@@ -3,7 +3,9 @@
 // drag (pan). The board canvas keeps one canvas pixel per board pixel and
 // is scaled by a CSS transform with `image-rendering: pixelated`, so pixels
 // stay crisp at every zoom. A tap places only where a board pixel is big
-// enough to see; below that it zooms in on the tapped point.
+// enough to see; below that it zooms in on the tapped point. A place on the
+// board (the pixel in the middle, and the zoom) is also a link:
+// `#x=…&y=…&z=…`.
 
 const MAX_SCALE = 64;
 /**
@@ -18,6 +20,22 @@ export const MIN_PLACE_SCALE = 4;
 const TAP_ZOOM_SCALE = 12;
 /** From this zoom on, lines between pixels show where one ends. */
 export const GRID_SCALE = 10;
+/** Decimals of the zoom kept in a link: enough to land on the same pixels. */
+const LINK_ZOOM_DECIMALS = 2;
+
+/** `#x=…&y=…&z=…` for a place ({x, y} the middle pixel, z the zoom). */
+export function hashOfPlace({ x, y, z }) {
+  return `#x=${x}&y=${y}&z=${Number(z.toFixed(LINK_ZOOM_DECIMALS))}`;
+}
+
+/** The place a `#x=…&y=…&z=…` hash names, or null when it names none. */
+export function placeOfHash(hash) {
+  const q = new URLSearchParams(String(hash).replace(/^#/, ""));
+  const [x, y, z] = ["x", "y", "z"].map((k) => (q.has(k) && q.get(k).trim() !== "" ? Number(q.get(k)) : NaN));
+  if (!Number.isInteger(x) || !Number.isInteger(y) || !(z > 0) || !Number.isFinite(z)) return null;
+  return { x, y, z };
+}
+
 /** Movement (CSS px) past which a press is a drag, not a tap. */
 const DRAG_SLOP = { mouse: 4, pen: 6, touch: 10 };
 /** Pixels of the board kept on screen when panning away. */
@@ -33,6 +51,7 @@ export class View {
    * @param {HTMLElement} grid  lines between pixels, shown at high zoom
    * @param {object} hooks  onHover({x, y} | null),
    *   onTap(x, y, {inspect, clientX, clientY}),
+   *   onMove(): the board moved (drawn in this frame),
    *   insets() -> {top, bottom}: CSS px the bars cover at the top and bottom
    */
   constructor(viewport, canvas, reticle, grid, hooks) {
@@ -47,6 +66,8 @@ export class View {
     this.tx = 0;
     this.ty = 0;
     this.fitted = false;
+    /** Whether the view is still the automatic fit (nothing to link to). */
+    this.untouched = true;
     this.hover = null;
     this.pointers = new Map(); // pointerId -> {x, y}
     this.gesture = null; // {startX, startY, moved, pinched, type, button, shift}
@@ -95,6 +116,33 @@ export class View {
     this.tx = a.x0 + (a.width - this.width * s) / 2;
     this.ty = a.y0 + (a.height - this.height * s) / 2;
     this.fitted = true;
+    this.untouched = true;
+    this.update();
+  }
+
+  /** The place in the middle of the viewport: {x, y} its pixel, z the zoom. */
+  place() {
+    const r = this.rect();
+    const clampTo = (v, n) => Math.min(n - 1, Math.max(0, v));
+    return {
+      x: clampTo(Math.floor((r.width / 2 - Math.round(this.tx)) / this.scale), this.width),
+      y: clampTo(Math.floor((r.height / 2 - Math.round(this.ty)) / this.scale), this.height),
+      z: this.scale,
+    };
+  }
+
+  /** Shows pixel (x, y) in the middle of the viewport at zoom z (both kept on the board). */
+  goTo({ x, y, z }) {
+    if (!this.width) return;
+    const r = this.rect();
+    const s = Math.min(MAX_SCALE, Math.max(this.minScale(), z));
+    const px = Math.min(this.width - 1, Math.max(0, x)) + 0.5;
+    const py = Math.min(this.height - 1, Math.max(0, y)) + 0.5;
+    this.scale = s;
+    this.tx = r.width / 2 - px * s;
+    this.ty = r.height / 2 - py * s;
+    this.fitted = true;
+    this.untouched = false;
     this.update();
   }
 
@@ -105,6 +153,7 @@ export class View {
     this.tx = sx - (sx - this.tx) * k;
     this.ty = sy - (sy - this.ty) * k;
     this.scale = s;
+    this.untouched = false;
     this.update();
   }
 
@@ -127,6 +176,7 @@ export class View {
   panBy(dx, dy) {
     this.tx += dx;
     this.ty += dy;
+    this.untouched = false;
     this.update();
   }
 
@@ -148,6 +198,7 @@ export class View {
       this.canvas.style.visibility = "visible";
       this.drawReticle();
       this.drawGrid();
+      this.hooks.onMove?.();
     });
   }
 
