@@ -4,9 +4,12 @@
 // effect is checked on the API, not only on the page.
 
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { launchBrowser, openPage } from "./browser.mjs";
-import { Stack } from "./stack.mjs";
+import { ARTIFACTS, launchBrowser, openPage, waitLive } from "./browser.mjs";
+import { Stack, startService } from "./stack.mjs";
 
 const TOKEN = "browser-admin-token-0123456789";
 
@@ -49,6 +52,10 @@ describe("moderation page", { timeout: 120_000 }, () => {
   }
 
   test("a wrong token is refused and shown; the right one is kept for the tab", async () => {
+    // Moderation is on here: no "off" notice, and the way back to the board.
+    await page.waitForFunction(() => document.body.dataset.moderation === "on");
+    assert.equal(await page.isHidden("#moderation-off"), true);
+    assert.equal(await page.getAttribute("#back", "href"), "/");
     await page.fill("#token", "wrong-token");
     await page.click("#login button[type=submit]");
     await waitResult(/401 unauthorized/);
@@ -112,5 +119,33 @@ describe("moderation page", { timeout: 120_000 }, () => {
     }
     assert.ok(rows[0].includes("clear"), "newest first");
     assert.equal(typeof (await result()), "string");
+  });
+});
+
+describe("moderation page without ADMIN_TOKEN", { timeout: 60_000 }, () => {
+  test("says moderation is off, offers no action, and links back to the board", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "canvas-admin-off-"));
+    const server = await startService("server", "server", { DATA_DIR: dataDir });
+    const browser = await launchBrowser();
+    try {
+      const page = await openPage(browser, `${server.url}/admin.html`);
+      await page.waitForFunction(() => document.body.dataset.moderation === "off");
+      assert.equal(await page.isVisible("#moderation-off"), true);
+      assert.match(await page.textContent("#moderation-off"), /Moderation is off on this server: it has no\s+ADMIN_TOKEN/);
+      for (const id of ["#login button[type=submit]", "#ban button[type=submit]", "#clear button[type=submit]"]) {
+        assert.equal(await page.isDisabled(id), true, `${id} is disabled`);
+      }
+      await page.screenshot({ path: join(ARTIFACTS, "admin-moderation-off.png") });
+
+      await page.click("#back");
+      await page.waitForURL(`${server.url}/`);
+      await waitLive(page);
+      // The one expected refusal: the page's question whether moderation is on.
+      assert.deepEqual(page.problems.filter((m) => !/HTTP 404 for .*\/api\/admin\/audit/.test(m)), []);
+    } finally {
+      await browser.close().catch(() => {});
+      await server.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

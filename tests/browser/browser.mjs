@@ -4,6 +4,7 @@
 
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { inflateSync } from "node:zlib";
 import { chromium } from "playwright-core";
 import { ROOT } from "./stack.mjs";
 
@@ -151,4 +152,66 @@ export async function zoomTo(page, x, y, minScale = 8) {
     await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
   }
   throw new Error("could not zoom in");
+}
+
+/**
+ * An 8-bit RGB or RGBA PNG, as Chromium's screenshots are, decoded to
+ * {width, height, channels, data}; anything else is refused.
+ */
+export function decodePng(png) {
+  const SIGNATURE = "89504e470d0a1a0a";
+  if (png.subarray(0, 8).toString("hex") !== SIGNATURE) throw new Error("not a PNG");
+  let width = 0;
+  let height = 0;
+  let channels = 0;
+  const idat = [];
+  for (let at = 8; at < png.length;) {
+    const length = png.readUInt32BE(at);
+    const type = png.toString("latin1", at + 4, at + 8);
+    const body = png.subarray(at + 8, at + 8 + length);
+    if (type === "IHDR") {
+      width = body.readUInt32BE(0);
+      height = body.readUInt32BE(4);
+      const [depth, colorType, , , interlace] = body.subarray(8, 13);
+      channels = { 2: 3, 6: 4 }[colorType];
+      if (depth !== 8 || !channels || interlace !== 0) throw new Error(`unsupported PNG (depth ${depth}, color type ${colorType}, interlace ${interlace})`);
+    } else if (type === "IDAT") idat.push(body);
+    at += 12 + length;
+  }
+  const raw = inflateSync(Buffer.concat(idat));
+  const stride = width * channels;
+  const data = Buffer.alloc(stride * height);
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (stride + 1)];
+    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    for (let i = 0; i < stride; i++) {
+      const a = i >= channels ? data[y * stride + i - channels] : 0;
+      const b = y > 0 ? data[(y - 1) * stride + i] : 0;
+      const c = y > 0 && i >= channels ? data[(y - 1) * stride + i - channels] : 0;
+      let predictor = 0;
+      if (filter === 1) predictor = a;
+      else if (filter === 2) predictor = b;
+      else if (filter === 3) predictor = (a + b) >> 1;
+      else if (filter === 4) {
+        const p = a + b - c;
+        const [pa, pb, pc] = [Math.abs(p - a), Math.abs(p - b), Math.abs(p - c)];
+        predictor = pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+      } else if (filter !== 0) throw new Error(`PNG filter ${filter}`);
+      data[y * stride + i] = (line[i] + predictor) & 0xff;
+    }
+  }
+  return { width, height, channels, data };
+}
+
+/**
+ * "#RRGGBB" of what the screen shows at each client point (CSS px, with
+ * deviceScaleFactor 1): from one screenshot, so it sees what a player sees —
+ * the reticle and grid over the board included.
+ */
+export async function screenColors(page, points) {
+  const shot = decodePng(await page.screenshot());
+  return points.map(({ x, y }) => {
+    const i = (Math.floor(y) * shot.width + Math.floor(x)) * shot.channels;
+    return "#" + [...shot.data.subarray(i, i + 3)].map((v) => v.toString(16).padStart(2, "0")).join("").toUpperCase();
+  });
 }

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { after, before, describe, test } from "node:test";
-import { canvasPixel, launchBrowser, openPage, waitCanvasPixel, waitLive } from "./browser.mjs";
+import { canvasPixel, launchBrowser, openPage, waitCanvasPixel, waitLive, zoomTo } from "./browser.mjs";
 import { Stack } from "./stack.mjs";
 
 const PALETTE = ["#FF4500", "#FFD635", "#00A368", "#3690EA", "#811E9F", "#000000", "#FFFFFF"];
@@ -145,10 +145,7 @@ describe("protocol v1 in the client", { timeout: 120_000 }, () => {
 
     // Placing sends a pixel_update with an id; the ack starts no cooldown here (0 ms).
     await page.click('#palette [data-color="#000000"]');
-    const c = await page.evaluate(() => {
-      const r = document.getElementById("board").getBoundingClientRect();
-      return { x: r.left + r.width / 2, y: r.top + r.height / 2 };
-    });
+    const c = await zoomTo(page, 500, 500, 4);
     await page.mouse.click(c.x, c.y);
     const deadline = Date.now() + 5000;
     while (!received.some((m) => m.type === "pixel_update") && Date.now() < deadline) {
@@ -174,10 +171,7 @@ describe("protocol v1 in the client", { timeout: 120_000 }, () => {
     await waitLive(page);
     assert.equal(await page.locator("#palette .swatch-btn").count(), 0);
     await page.fill("#color-picker", "#12ab9c");
-    const c = await page.evaluate(() => {
-      const r = document.getElementById("board").getBoundingClientRect();
-      return { x: r.left + r.width / 3, y: r.top + r.height / 3 };
-    });
+    const c = await zoomTo(page, 333, 333, 4);
     await page.mouse.click(c.x, c.y);
     await page.waitForFunction(() => document.querySelector("#current-color").style.background !== "");
     const deadline = Date.now() + 5000;

@@ -17,6 +17,32 @@ const session = {
   },
 };
 
+/**
+ * Asks the server, without a token, whether moderation is on: every admin
+ * route answers 404 `moderation_disabled` when no `ADMIN_TOKEN` is set,
+ * before it looks at the token (401 `unauthorized` means it is on).
+ * `document.body.dataset.moderation` says what was found: "on", "off" or
+ * "unknown" (the server could not be asked).
+ */
+async function checkModeration() {
+  let state = "unknown";
+  try {
+    const response = await fetch("/api/admin/audit?limit=1", { cache: "no-store" });
+    const body = await response.json().catch(() => null);
+    if (response.status === 404 && body?.error?.code === "moderation_disabled") state = "off";
+    else if (response.status === 401 || response.ok) state = "on";
+  } catch { /* unreachable: say nothing */ }
+  setModeration(state);
+}
+
+function setModeration(state) {
+  document.body.dataset.moderation = state;
+  $("moderation-off").hidden = state !== "off";
+  for (const button of document.querySelectorAll("main button, #login button[type=submit]")) {
+    button.disabled = state === "off";
+  }
+}
+
 function show(text, isError = false) {
   const out = $("result");
   out.textContent = text;
@@ -44,6 +70,7 @@ async function call(method, path, body) {
   try { json = JSON.parse(text); } catch { /* not JSON */ }
   if (!response.ok) {
     const e = json?.error;
+    if (e?.code === "moderation_disabled") setModeration("off");
     show(e ? `${response.status} ${e.code}: ${e.message}` : `${response.status}: ${text}`, true);
     throw new Error(e?.code || String(response.status));
   }
@@ -185,6 +212,7 @@ onSubmit("clear", (f) => {
 });
 
 showWho();
+checkModeration();
 if (session.get(TOKEN_KEY)) {
   refreshAudit().then(refreshProtections).then(refreshBans).catch(() => {});
 }

@@ -4,8 +4,8 @@
 import { Board } from "./board.js";
 import { Session } from "./session.js";
 import { Sync } from "./sync.js";
-import { View } from "./view.js";
-import { Cooldown, Inspector, NameField, Palette, People, Status, Toasts, errorText, formatWait } from "./ui.js";
+import { View, hashOfPlace, placeOfHash } from "./view.js";
+import { Cooldown, Help, Inspector, NameField, Palette, People, Status, Toasts, errorText, formatWait, paletteIndexOfKey } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -13,9 +13,11 @@ const toasts = new Toasts();
 const status = new Status();
 const people = new People();
 const inspector = new Inspector();
+const help = new Help();
 const board = new Board($("board"));
 const reticle = $("reticle");
 const coords = $("coords");
+const where = $("where");
 const loading = $("loading");
 
 let mode = "place";
@@ -26,8 +28,16 @@ let placing = null;
 /** Milliseconds since navigation: when this script ran, when the board was first drawn. */
 const timing = { scriptMs: performance.now(), boardShownMs: -1 };
 
-const cooldown = new Cooldown((cooling) => reticle.classList.toggle("cooling", cooling));
+const cooldown = new Cooldown((cooling) => {
+  reticle.classList.toggle("cooling", cooling);
+  // "You can place again in …" is untrue from now on.
+  if (!cooling) toasts.dismiss("cooldown");
+});
 const palette = new Palette();
+// The reticle is filled with the color a tap would place.
+palette.onPick = (color) => { reticle.style.backgroundColor = color; };
+/** Whether the "zoomed in: tap again" hint was shown (once a page load). */
+let zoomHintShown = false;
 const session = new Session();
 /** The token this connection uses ("" without one), and whether the server
  * requires one (AUTH=required, from /api/config). */
@@ -47,18 +57,26 @@ const names = new NameField((name) => {
 
 const topBar = document.querySelector(".bar.top");
 const bottomBar = document.querySelector(".bar.bottom");
-const view = new View($("viewport"), $("board"), reticle, {
+const view = new View($("viewport"), $("board"), reticle, $("grid"), {
   insets: () => ({
     top: topBar.getBoundingClientRect().bottom,
     bottom: window.innerHeight - bottomBar.getBoundingClientRect().top,
   }),
-  onHover(p) {
-    coords.hidden = !p;
-    if (p) coords.textContent = `(${p.x}, ${p.y})`;
+  onHover() {
+    showCoords();
   },
-  onTap(x, y, { inspect }) {
+  onMove() {
+    showCoords();
+    linkSoon();
+  },
+  onTap(x, y, { inspect, clientX, clientY }) {
     if (inspect || mode === "inspect") inspector.show(x, y, board.getPixel(x, y));
-    else place(x, y);
+    else if (!view.canPlace) {
+      // Too far out to see the pixel: zoom in on it instead of placing blind.
+      view.zoomToPlaceAt(clientX, clientY);
+      if (!zoomHintShown) toasts.show("Zoomed in so you can see the pixel: tap again to place it.", "info");
+      zoomHintShown = true;
+    } else place(x, y);
   },
 });
 
@@ -111,7 +129,7 @@ const sync = new Sync(board, {
       case "error":
         if (placing && m.id === placing.id) placing = null;
         if (m.code === "cooldown") cooldown.start(Number(m.retryAfterMs) || 0);
-        toasts.show(errorText(m));
+        toasts.show(errorText(m), "error", m.code === "cooldown" ? "cooldown" : "");
         break;
       // The same user placed elsewhere (a script over HTTP): the cooldown
       // holds here too.
@@ -134,7 +152,52 @@ configReady
   })
   .catch(() => {});
 
-board.onLoad = (width, height) => view.setBoardSize(width, height);
+/** Where a link opened the page, until the board's size is known. */
+let linkedPlace = placeOfHash(location.hash);
+board.onLoad = (width, height) => {
+  view.setBoardSize(width, height);
+  if (linkedPlace) view.goTo(linkedPlace);
+  linkedPlace = null;
+};
+
+/** The hovered pixel, else the one in the middle of the screen. */
+function showCoords() {
+  if (!view.width) return;
+  const p = view.hover || view.place();
+  coords.textContent = `(${p.x}, ${p.y})`;
+  where.hidden = false;
+}
+
+// The address bar carries the place on the board (`#x=…&y=…&z=…`), kept
+// current a moment after the board stops moving (browsers limit how often
+// history may change); the automatic fit needs no place.
+const LINK_DELAY_MS = 300;
+let linkTimer = 0;
+function linkSoon() {
+  clearTimeout(linkTimer);
+  linkTimer = setTimeout(writeLink, LINK_DELAY_MS);
+}
+function writeLink() {
+  clearTimeout(linkTimer);
+  const hash = view.untouched ? "" : hashOfPlace(view.place());
+  if (hash !== location.hash) history.replaceState(null, "", `${location.pathname}${location.search}${hash}`);
+}
+// A place typed or pasted into the address bar of an open page.
+window.addEventListener("hashchange", () => {
+  const p = placeOfHash(location.hash);
+  if (p) view.goTo(p);
+});
+$("copy-link").addEventListener("click", async () => {
+  writeLink();
+  const url = `${location.origin}${location.pathname}${hashOfPlace(view.place())}`;
+  try {
+    await navigator.clipboard.writeText(url);
+    toasts.show(`Link copied: ${url}`, "info", "link");
+  } catch {
+    // No clipboard here (a page not served over https, or no permission).
+    toasts.show(`The link to this place: ${url}`, "info", "link");
+  }
+});
 board.onDraw = () => {
   if (timing.boardShownMs < 0) {
     timing.boardShownMs = performance.now();
@@ -148,7 +211,7 @@ function place(x, y) {
     return;
   }
   if (cooldown.active) {
-    toasts.show(`Cooldown: you can place again in ${formatWait(cooldown.remaining())}.`);
+    toasts.show(`Cooldown: you can place again in ${formatWait(cooldown.remaining())}.`, "error", "cooldown");
     return;
   }
   if (placing && performance.now() - placing.at < 5000) return;
@@ -178,10 +241,32 @@ $("zoom-fit").addEventListener("click", () => view.fit());
 window.addEventListener("keydown", (e) => {
   const t = e.target;
   if (t instanceof HTMLInputElement || e.ctrlKey || e.metaKey || e.altKey) return;
-  if (e.key === "i" || e.key === "I") setMode(mode === "inspect" ? "place" : "inspect");
+  if (e.defaultPrevented) return; // taken by the view or a control
+  const color = paletteIndexOfKey(e);
+  if (e.key === " " && !(t instanceof HTMLButtonElement)) {
+    // Places at the reticle, which shows only where a tap would place.
+    e.preventDefault();
+    if (view.hover && view.canPlace && mode === "place") place(view.hover.x, view.hover.y);
+  } else if (color >= 0) {
+    if (palette.pickIndex(color)) e.preventDefault();
+  } else if (e.key === "[" || e.key === "]") {
+    if (palette.pickStep(e.key === "]" ? 1 : -1)) e.preventDefault();
+  } else if (e.key === "?") help.show(help.panel.hidden);
+  else if (e.key === "i" || e.key === "I") setMode(mode === "inspect" ? "place" : "inspect");
   else if (e.key === "p" || e.key === "P") setMode("place");
-  else if (e.key === "Escape") inspector.hide();
+  else if (e.key === "Escape") {
+    inspector.hide();
+    help.show(false);
+  }
 });
+
+// Panels above the toolbar keep clear of it, however tall it wraps (on a
+// phone the palette takes several rows).
+const toolbarSpace = () => document.documentElement.style.setProperty(
+  "--toolbar-space", `${Math.max(0, window.innerHeight - bottomBar.getBoundingClientRect().top)}px`);
+new ResizeObserver(toolbarSpace).observe(bottomBar);
+window.addEventListener("resize", toolbarSpace);
+toolbarSpace();
 
 // Read-only state for tests and curious players; the canvas itself is the
 // real proof of what is drawn.

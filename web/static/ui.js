@@ -78,12 +78,25 @@ export class Toasts {
     this.box = $("toasts");
   }
 
-  show(text, kind = "error") {
+  /**
+   * Shows `text` for a few seconds. A toast with a `topic` replaces the
+   * last one of that topic, and `dismiss(topic)` takes it down as soon as
+   * what it says is no longer true (a cooldown that ended).
+   */
+  show(text, kind = "error", topic = "") {
     const t = el("div", `toast ${kind}`, clip(text, 200));
     t.setAttribute("role", kind === "error" ? "alert" : "status");
+    if (topic) {
+      this.dismiss(topic);
+      t.dataset.topic = topic;
+    }
     this.box.append(t);
     while (this.box.children.length > MAX_TOASTS) this.box.firstElementChild.remove();
     setTimeout(() => t.remove(), TOAST_MS);
+  }
+
+  dismiss(topic) {
+    for (const t of this.box.querySelectorAll(`[data-topic="${topic}"]`)) t.remove();
   }
 }
 
@@ -106,6 +119,26 @@ export class Status {
   }
 }
 
+/**
+ * The key that picks the palette's `i`th color (from 0): 1–9 and 0 the
+ * first ten, Shift with them the next ten, none past twenty ("[" and "]"
+ * step through every color).
+ */
+export function paletteKey(i) {
+  const digit = String((i + 1) % 10);
+  if (i < 10) return digit;
+  if (i < 20) return `Shift+${digit}`;
+  return "";
+}
+
+/** The palette index a key press picks (see `paletteKey`), or -1. */
+export function paletteIndexOfKey(e) {
+  const m = /^(?:Digit|Numpad)(\d)$/.exec(e.code);
+  if (!m) return -1;
+  const n = (Number(m[1]) + 9) % 10; // "1" is the first color, "0" the tenth
+  return e.shiftKey ? n + 10 : n;
+}
+
 /** The colors to pick from: the palette's swatches, or a color picker. */
 export class Palette {
   constructor() {
@@ -114,14 +147,14 @@ export class Palette {
     this.colors = [];
     this.any = false;
     this.color = store.get(STORE_COLOR).toUpperCase() || "#000000";
+    /** Called with each picked color (the reticle shows it). */
+    this.onPick = null;
     // Arrow keys move between swatches (one tab stop for the whole group).
     this.box.addEventListener("keydown", (e) => {
       const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[e.key];
-      if (!step || this.any || this.colors.length === 0) return;
+      if (!step || !this.pickStep(step)) return;
       e.preventDefault();
-      const i = (this.colors.indexOf(this.color) + step + this.colors.length) % this.colors.length;
-      this.pick(this.colors[i]);
-      this.box.querySelector(`[data-color="${this.colors[i]}"]`)?.focus();
+      this.box.querySelector(`[data-color="${this.color}"]`)?.focus();
     });
   }
 
@@ -144,26 +177,44 @@ export class Palette {
       this.box.append(label);
     } else {
       this.box.className = this.colors.length > 16 ? "palette" : "palette single-row";
-      for (const c of this.colors) {
+      this.colors.forEach((c, i) => {
         const b = el("button", "swatch-btn");
         b.type = "button";
         b.setAttribute("role", "radio");
+        const key = paletteKey(i);
         b.setAttribute("aria-label", c);
-        b.title = c;
+        b.title = key ? `${c} (key ${key})` : c;
+        // Shown on the swatch while the list of keys is open.
+        if (key) b.dataset.key = key.replace("Shift+", "⇧");
         b.dataset.color = c;
         b.style.background = c;
         b.addEventListener("click", () => this.pick(c));
         this.box.append(b);
-      }
+      });
       if (!this.colors.includes(this.color)) this.color = this.colors.includes("#000000") ? "#000000" : this.colors[0];
     }
     this.pick(this.color);
+  }
+
+  /** Picks the palette's `i`th color (from 0), if it has one. */
+  pickIndex(i) {
+    if (this.any || i < 0 || i >= this.colors.length) return false;
+    this.pick(this.colors[i]);
+    return true;
+  }
+
+  /** Picks the next (`step` 1) or previous (-1) color, wrapping around. */
+  pickStep(step) {
+    if (this.any || this.colors.length === 0) return false;
+    const i = (this.colors.indexOf(this.color) + step + this.colors.length) % this.colors.length;
+    return this.pickIndex(i);
   }
 
   pick(color) {
     this.color = color;
     store.set(STORE_COLOR, color);
     this.current.style.background = color;
+    this.onPick?.(color);
     for (const b of this.box.querySelectorAll(".swatch-btn")) {
       const on = b.dataset.color === color;
       b.setAttribute("aria-checked", on ? "true" : "false");
@@ -369,5 +420,22 @@ export class NameField {
     this.current = name;
     store.set(STORE_NAME, name);
     this.onChange(name);
+  }
+}
+
+/** The list of keys and gestures: the "?" button or key opens it. */
+export class Help {
+  constructor() {
+    this.panel = $("help");
+    this.toggle = $("help-toggle");
+    this.toggle.addEventListener("click", () => this.show(this.panel.hidden));
+    $("help-close").addEventListener("click", () => this.show(false));
+  }
+
+  show(open) {
+    this.panel.hidden = !open;
+    this.toggle.setAttribute("aria-expanded", String(open));
+    // The swatches show their keys while the list is open.
+    document.body.classList.toggle("show-keys", open);
   }
 }

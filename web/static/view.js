@@ -2,9 +2,40 @@
 // (pinch) and keyboard, the hovered pixel, and telling a tap (place) from a
 // drag (pan). The board canvas keeps one canvas pixel per board pixel and
 // is scaled by a CSS transform with `image-rendering: pixelated`, so pixels
-// stay crisp at every zoom.
+// stay crisp at every zoom. A tap places only where a board pixel is big
+// enough to see; below that it zooms in on the tapped point. A place on the
+// board (the pixel in the middle, and the zoom) is also a link:
+// `#x=…&y=…&z=…`.
 
 const MAX_SCALE = 64;
+/**
+ * CSS px a board pixel must span before a tap places it. At the fitted zoom
+ * of a 1000-pixel board a pixel is under one CSS px (a third of one on a
+ * phone): a tap there places a dot nobody can see, somewhere the player did
+ * not mean. Four px is the smallest size at which the pixel under a mouse is
+ * plain to see, and where the reticle shows which one it is.
+ */
+export const MIN_PLACE_SCALE = 4;
+/** The zoom a tap below `MIN_PLACE_SCALE` goes to: a fingertip (~40 CSS px) covers about three pixels. */
+const TAP_ZOOM_SCALE = 12;
+/** From this zoom on, lines between pixels show where one ends. */
+export const GRID_SCALE = 10;
+/** Decimals of the zoom kept in a link: enough to land on the same pixels. */
+const LINK_ZOOM_DECIMALS = 2;
+
+/** `#x=…&y=…&z=…` for a place ({x, y} the middle pixel, z the zoom). */
+export function hashOfPlace({ x, y, z }) {
+  return `#x=${x}&y=${y}&z=${Number(z.toFixed(LINK_ZOOM_DECIMALS))}`;
+}
+
+/** The place a `#x=…&y=…&z=…` hash names, or null when it names none. */
+export function placeOfHash(hash) {
+  const q = new URLSearchParams(String(hash).replace(/^#/, ""));
+  const [x, y, z] = ["x", "y", "z"].map((k) => (q.has(k) && q.get(k).trim() !== "" ? Number(q.get(k)) : NaN));
+  if (!Number.isInteger(x) || !Number.isInteger(y) || !(z > 0) || !Number.isFinite(z)) return null;
+  return { x, y, z };
+}
+
 /** Movement (CSS px) past which a press is a drag, not a tap. */
 const DRAG_SLOP = { mouse: 4, pen: 6, touch: 10 };
 /** Pixels of the board kept on screen when panning away. */
@@ -17,13 +48,17 @@ export class View {
    * @param {HTMLElement} viewport  the element that takes the input
    * @param {HTMLCanvasElement} canvas  the board canvas inside it
    * @param {HTMLElement} reticle  outline of the hovered pixel
-   * @param {object} hooks  onHover({x, y} | null), onTap(x, y, {inspect}),
+   * @param {HTMLElement} grid  lines between pixels, shown at high zoom
+   * @param {object} hooks  onHover({x, y} | null),
+   *   onTap(x, y, {inspect, clientX, clientY}),
+   *   onMove(): the board moved (drawn in this frame),
    *   insets() -> {top, bottom}: CSS px the bars cover at the top and bottom
    */
-  constructor(viewport, canvas, reticle, hooks) {
+  constructor(viewport, canvas, reticle, grid, hooks) {
     this.viewport = viewport;
     this.canvas = canvas;
     this.reticle = reticle;
+    this.grid = grid;
     this.hooks = hooks;
     this.width = 0;
     this.height = 0;
@@ -31,6 +66,8 @@ export class View {
     this.tx = 0;
     this.ty = 0;
     this.fitted = false;
+    /** Whether the view is still the automatic fit (nothing to link to). */
+    this.untouched = true;
     this.hover = null;
     this.pointers = new Map(); // pointerId -> {x, y}
     this.gesture = null; // {startX, startY, moved, pinched, type, button, shift}
@@ -79,6 +116,33 @@ export class View {
     this.tx = a.x0 + (a.width - this.width * s) / 2;
     this.ty = a.y0 + (a.height - this.height * s) / 2;
     this.fitted = true;
+    this.untouched = true;
+    this.update();
+  }
+
+  /** The place in the middle of the viewport: {x, y} its pixel, z the zoom. */
+  place() {
+    const r = this.rect();
+    const clampTo = (v, n) => Math.min(n - 1, Math.max(0, v));
+    return {
+      x: clampTo(Math.floor((r.width / 2 - Math.round(this.tx)) / this.scale), this.width),
+      y: clampTo(Math.floor((r.height / 2 - Math.round(this.ty)) / this.scale), this.height),
+      z: this.scale,
+    };
+  }
+
+  /** Shows pixel (x, y) in the middle of the viewport at zoom z (both kept on the board). */
+  goTo({ x, y, z }) {
+    if (!this.width) return;
+    const r = this.rect();
+    const s = Math.min(MAX_SCALE, Math.max(this.minScale(), z));
+    const px = Math.min(this.width - 1, Math.max(0, x)) + 0.5;
+    const py = Math.min(this.height - 1, Math.max(0, y)) + 0.5;
+    this.scale = s;
+    this.tx = r.width / 2 - px * s;
+    this.ty = r.height / 2 - py * s;
+    this.fitted = true;
+    this.untouched = false;
     this.update();
   }
 
@@ -89,7 +153,19 @@ export class View {
     this.tx = sx - (sx - this.tx) * k;
     this.ty = sy - (sy - this.ty) * k;
     this.scale = s;
+    this.untouched = false;
     this.update();
+  }
+
+  /** Whether a tap may place: a board pixel is big enough to see. */
+  get canPlace() {
+    return this.scale >= MIN_PLACE_SCALE;
+  }
+
+  /** Zooms in on a client point far enough that a tap there may place. */
+  zoomToPlaceAt(clientX, clientY) {
+    const r = this.rect();
+    this.zoomAt(Math.max(1, TAP_ZOOM_SCALE / this.scale), clientX - r.left, clientY - r.top);
   }
 
   zoomCenter(factor) {
@@ -100,6 +176,7 @@ export class View {
   panBy(dx, dy) {
     this.tx += dx;
     this.ty += dy;
+    this.untouched = false;
     this.update();
   }
 
@@ -120,7 +197,40 @@ export class View {
       this.canvas.style.transform = `translate(${Math.round(this.tx)}px, ${Math.round(this.ty)}px) scale(${this.scale})`;
       this.canvas.style.visibility = "visible";
       this.drawReticle();
+      this.drawGrid();
+      this.hooks.onMove?.();
     });
+  }
+
+  /**
+   * Lines between pixels over the part of the board on screen: one element
+   * the size of that part, its background a 1 px line every `scale` px, so
+   * no zoom costs more than one rectangle.
+   */
+  drawGrid() {
+    const s = this.scale;
+    const r = this.rect();
+    const x = Math.round(this.tx);
+    const y = Math.round(this.ty);
+    const left = Math.max(0, x);
+    const top = Math.max(0, y);
+    const right = Math.min(r.width, x + this.width * s);
+    const bottom = Math.min(r.height, y + this.height * s);
+    if (!this.width || s < GRID_SCALE || right <= left || bottom <= top) {
+      this.grid.hidden = true;
+      return;
+    }
+    const g = this.grid.style;
+    g.transform = `translate(${left}px, ${top}px)`;
+    g.width = `${right - left}px`;
+    g.height = `${bottom - top}px`;
+    g.backgroundSize = `${s}px ${s}px`;
+    // The first line's offset, kept under one cell: a far offset (the board's
+    // origin thousands of px off screen) puts Chromium's lines beside the
+    // pixels' edges.
+    const first = (origin) => ((origin % s) + s) % s;
+    g.backgroundPosition = `${first(x - left)}px ${first(y - top)}px`;
+    this.grid.hidden = false;
   }
 
   /** The board pixel under a client point, or null off the board. */
@@ -142,7 +252,9 @@ export class View {
 
   drawReticle() {
     const p = this.hover;
-    if (!p || this.scale < 3) {
+    // Shown only where a tap places, so it always means "a tap puts the
+    // chosen color here".
+    if (!p || this.scale < MIN_PLACE_SCALE) {
       this.reticle.hidden = true;
       return;
     }
@@ -169,7 +281,7 @@ export class View {
     v.addEventListener("contextmenu", (e) => {
       e.preventDefault();
       const p = this.pixelAt(e.clientX, e.clientY);
-      if (p) this.hooks.onTap(p.x, p.y, { inspect: true });
+      if (p) this.hooks.onTap(p.x, p.y, { inspect: true, clientX: e.clientX, clientY: e.clientY });
     });
     // Safari's own pinch gestures would zoom the page instead of the board.
     v.addEventListener("gesturestart", (e) => e.preventDefault());
@@ -261,7 +373,7 @@ export class View {
     this.pinch = null;
     if (!g || cancelled || g.moved || g.pinched) return;
     const p = this.pixelAt(e.clientX, e.clientY);
-    if (p) this.hooks.onTap(p.x, p.y, { inspect: g.shift });
+    if (p) this.hooks.onTap(p.x, p.y, { inspect: g.shift, clientX: e.clientX, clientY: e.clientY });
   }
 
   wheel(e) {
@@ -288,7 +400,8 @@ export class View {
       case "ArrowDown": this.panBy(0, -step); break;
       case "+": case "=": this.zoomCenter(KEY_ZOOM); break;
       case "-": case "_": this.zoomCenter(1 / KEY_ZOOM); break;
-      case "0": this.fit(); break;
+      // Digits pick colors (main.js).
+      case "f": case "F": this.fit(); break;
       default: return;
     }
     e.preventDefault();
