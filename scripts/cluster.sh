@@ -162,6 +162,11 @@ $(for p in "${api_ports[@]}"; do echo "    server 127.0.0.1:$p;"; done)
       proxy_buffering off;
       proxy_read_timeout 3600s;
     }
+    # The Ingress's Prefix /api: the path itself and everything below it.
+    location = /api {
+      proxy_pass http://canvas_api;
+      proxy_set_header Connection "";
+    }
     location /api/ {
       proxy_pass http://canvas_api;
       proxy_set_header Connection "";
