@@ -278,6 +278,55 @@ pub struct StoreArgs {
     pub data_dir: PathBuf,
 }
 
+/// The history archive (timelapse, the board at any moment).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ArchiveArgs {
+    /// `auto`: on with the embedded store (in DATA_DIR/archive), off with
+    /// Redis unless ARCHIVE_DIR is set; `on`; `off`.
+    #[arg(
+        long = "history-archive",
+        env = "HISTORY_ARCHIVE",
+        value_enum,
+        default_value = "auto"
+    )]
+    pub archive_mode: ArchiveMode,
+
+    /// Folder of the history archive [default: DATA_DIR/archive]. With
+    /// Redis, give each archiving canvas-api its own.
+    #[arg(long = "archive-dir", env = "ARCHIVE_DIR")]
+    pub archive_dir: Option<PathBuf>,
+
+    /// Writes between two whole boards in the archive: showing any moment
+    /// replays at most this many.
+    #[arg(long = "archive-keyframe-every", env = "ARCHIVE_KEYFRAME_EVERY", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u64).range(100..=10_000_000))]
+    pub keyframe_every: u64,
+}
+
+/// Whether to keep the history archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ArchiveMode {
+    Auto,
+    On,
+    Off,
+}
+
+impl ArchiveArgs {
+    /// The archive's folder, or `None` when there is to be none.
+    pub fn folder(&self, store: &StoreArgs, on_redis: bool) -> Option<PathBuf> {
+        let wanted = match self.archive_mode {
+            ArchiveMode::Off => false,
+            ArchiveMode::On => true,
+            ArchiveMode::Auto => !on_redis || self.archive_dir.is_some(),
+        };
+        wanted.then(|| {
+            self.archive_dir
+                .clone()
+                .unwrap_or_else(|| store.data_dir.join("archive"))
+        })
+    }
+}
+
 /// Whether placing needs a session token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum AuthMode {
@@ -440,6 +489,35 @@ impl HttpArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_archive_is_on_by_default_only_for_the_embedded_store() {
+        let store = StoreArgs {
+            data_dir: "d".into(),
+        };
+        let args = |archive_mode, dir: Option<&str>| ArchiveArgs {
+            archive_mode,
+            archive_dir: dir.map(PathBuf::from),
+            keyframe_every: 100,
+        };
+        assert_eq!(
+            args(ArchiveMode::Auto, None).folder(&store, false),
+            Some(PathBuf::from("d/archive"))
+        );
+        assert_eq!(args(ArchiveMode::Auto, None).folder(&store, true), None);
+        assert_eq!(
+            args(ArchiveMode::Auto, Some("a")).folder(&store, true),
+            Some(PathBuf::from("a"))
+        );
+        assert_eq!(
+            args(ArchiveMode::On, None).folder(&store, true),
+            Some(PathBuf::from("d/archive"))
+        );
+        assert_eq!(
+            args(ArchiveMode::Off, Some("a")).folder(&store, false),
+            None
+        );
+    }
 
     #[test]
     fn listen_addr_wins_over_port_and_port_means_every_interface() {

@@ -5,12 +5,14 @@
 
 pub mod admin;
 pub mod announce;
+pub mod archive;
 pub mod auth;
 pub mod canvas;
 pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod history;
 pub mod http_policy;
 pub mod listen;
 pub mod maintenance;
@@ -44,6 +46,8 @@ pub struct AppState {
     pub notices: UserNotices,
     /// Session tokens and username claims.
     pub auth: Auth,
+    /// The history archive, when kept by this process.
+    pub archive: Option<archive::Archive>,
 }
 
 /// The standalone canvas-api's router.

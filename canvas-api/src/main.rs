@@ -2,7 +2,9 @@
 //! itself is the library.
 
 use anyhow::Context;
-use canvas_api::config::{AuthArgs, CanvasArgs, HttpArgs, ListenArgs, RedisArgs, StoreArgs};
+use canvas_api::config::{
+    ArchiveArgs, AuthArgs, CanvasArgs, HttpArgs, ListenArgs, RedisArgs, StoreArgs,
+};
 use canvas_api::{Announcer, AppState, Auth, Canvas, HttpPolicy, UserNotices};
 use clap::Parser;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +31,9 @@ struct Config {
 
     #[command(flatten)]
     http: HttpArgs,
+
+    #[command(flatten)]
+    archive: ArchiveArgs,
 }
 
 /// Where canvas-api listens unless told: loopback, beside the gateway's 8080.
@@ -63,6 +68,19 @@ async fn main() -> anyhow::Result<()> {
     let canvas = Canvas::from_args(store.clone(), &config.canvas);
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
+    let archive = match config.archive.folder(
+        &config.store,
+        matches!(store, canvas_api::store::CanvasStore::Redis(_)),
+    ) {
+        Some(dir) => Some(canvas_api::archive::Archive::start(
+            store.clone(),
+            dir,
+            config.archive.keyframe_every,
+            &tracker,
+            cancel.clone(),
+        )?),
+        None => None,
+    };
     canvas_api::maintenance::spawn(store, &tracker, cancel.clone());
     let notices = UserNotices::start(
         announcer.clone(),
@@ -78,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
             announcer,
             notices,
             auth,
+            archive,
         },
         &policy,
     );

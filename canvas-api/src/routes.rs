@@ -53,6 +53,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/pixel/{x}/{y}", get(pixel_info))
         .route("/api/updates", get(updates))
         .merge(crate::admin::admin_routes())
+        .merge(crate::history::history_routes())
 }
 
 async fn config(

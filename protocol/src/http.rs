@@ -300,3 +300,24 @@ pub struct SessionResponse {
     /// Milliseconds since the Unix epoch when the token stops being valid.
     pub expires_at: u64,
 }
+
+/// The time of the archived board a history read returns
+/// (`GET /api/history/board.png`): the last write it includes, in
+/// milliseconds since the Unix epoch (with its `seq` in
+/// [`HEADER_CANVAS_SEQ`]).
+pub const HEADER_HISTORY_TIME: &str = "x-history-time";
+
+/// `GET /api/history`: what the history archive covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryInfo {
+    /// The earliest moment that can be shown (ms since the Unix epoch);
+    /// `null` while the archive holds nothing.
+    pub from: Option<u64>,
+    /// The newest archived write's time.
+    pub to: Option<u64>,
+    /// The newest archived write's `seq`.
+    pub last_seq: Option<u64>,
+    /// Whole boards kept; showing a moment starts from the nearest.
+    pub keyframes: u64,
+}

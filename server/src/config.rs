@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use canvas_api::config::{AuthArgs, CanvasArgs, HttpArgs, ListenArgs, RedisArgs, StoreArgs};
+use canvas_api::config::{
+    ArchiveArgs, AuthArgs, CanvasArgs, HttpArgs, ListenArgs, RedisArgs, StoreArgs,
+};
 
 /// Where the gateway listens unless told: loopback port 8080.
 pub const DEFAULT_PORT: u16 = 8080;
@@ -42,6 +44,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub http: HttpArgs,
+
+    #[command(flatten)]
+    pub archive: ArchiveArgs,
 
     /// Largest WebSocket message (and frame) a client may send, in bytes;
     /// a larger one closes the connection with 1009. Text frames over the

@@ -154,6 +154,8 @@ impl Gateway {
             matches!(site, BoardSite::InProcess).then_some(config.store.data_dir.as_path());
         let auth = Auth::start(&config.auth, transport.redis_conn().cloned(), auth_dir).await?;
 
+        // Kept by whichever process holds the board.
+        let mut archive = None;
         let backend = match site.remote(auth.clone()) {
             Some(remote) => CanvasBackend::Remote(remote?),
             None => {
@@ -161,6 +163,18 @@ impl Gateway {
                 let store =
                     canvas_api::open_store(&config.canvas, redis_info, &config.store).await?;
                 canvas_api::maintenance::spawn(store.clone(), &background, background_stop.clone());
+                if let Some(dir) = config
+                    .archive
+                    .folder(&config.store, transport.redis_info().is_some())
+                {
+                    archive = Some(canvas_api::archive::Archive::start(
+                        store.clone(),
+                        dir,
+                        config.archive.keyframe_every,
+                        &background,
+                        background_stop.clone(),
+                    )?);
+                }
                 CanvasBackend::InProcess(Canvas::from_args(store, &config.canvas))
             }
         };
@@ -178,6 +192,7 @@ impl Gateway {
                 announcer,
                 notices: notices.clone(),
                 auth: auth.clone(),
+                archive,
             }),
         };
 

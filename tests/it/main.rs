@@ -9,6 +9,7 @@ mod cluster;
 mod embedded;
 mod faults;
 mod gateway;
+mod history;
 mod ingress_routes;
 mod k8s;
 mod limits;
