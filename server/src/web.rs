@@ -59,6 +59,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         JS,
         include_bytes!("../../web/static/session.js"),
     ),
+    (
+        "/static/history.js",
+        JS,
+        include_bytes!("../../web/static/history.js"),
+    ),
 ];
 
 /// The file at `path`, if the client has one there.

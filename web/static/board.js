@@ -42,6 +42,21 @@ export class Board {
     this.onLoad = null; // called with (width, height) after each load
     this.onDraw = null; // called after each putImageData
     this.draws = 0;
+    this.past = false; // a past moment is on the canvas; writes wait unseen
+  }
+
+  /** Puts a past board (an ImageBitmap of the whole board) on the canvas;
+   * live writes go on in memory and show again with `showLive`. */
+  showPast(image) {
+    this.past = true;
+    this.ctx.drawImage(image, 0, 0);
+  }
+
+  /** Shows the live board again, with every write that came meanwhile. */
+  showLive() {
+    if (!this.past) return;
+    this.past = false;
+    if (this.image) this.markDirty(0, 0, this.width - 1, this.height - 1);
   }
 
   get loaded() {
@@ -129,7 +144,7 @@ export class Board {
   /** Draws what changed since the last frame: one putImageData. */
   flush() {
     this.frameRequested = false;
-    if (!this.dirty || !this.image) return;
+    if (!this.dirty || !this.image || this.past) return;
     this.dirty = false;
     this.ctx.putImageData(this.image, 0, 0, this.x0, this.y0, this.x1 - this.x0 + 1, this.y1 - this.y0 + 1);
     this.draws++;

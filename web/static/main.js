@@ -5,6 +5,7 @@ import { Board } from "./board.js";
 import { Session } from "./session.js";
 import { Sync } from "./sync.js";
 import { View, hashOfPlace, placeOfHash } from "./view.js";
+import { HistoryScrubber } from "./history.js";
 import { Cooldown, Help, Inspector, NameField, Palette, People, Status, Toasts, errorText, formatWait, paletteIndexOfKey } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -15,6 +16,7 @@ const people = new People();
 const inspector = new Inspector();
 const help = new Help();
 const board = new Board($("board"));
+const past = new HistoryScrubber(board, toasts);
 const reticle = $("reticle");
 const coords = $("coords");
 const where = $("where");
@@ -206,6 +208,10 @@ board.onDraw = () => {
 };
 
 function place(x, y) {
+  if (past.showingPast) {
+    toasts.show("You are looking at the past: go back to live to place.", "info", "history");
+    return;
+  }
   if (!sync.ready) {
     toasts.show(sync.status === "live" ? "Still loading the board…" : "Not connected yet: wait a moment.");
     return;
@@ -254,9 +260,13 @@ window.addEventListener("keydown", (e) => {
   } else if (e.key === "?") help.show(help.panel.hidden);
   else if (e.key === "i" || e.key === "I") setMode(mode === "inspect" ? "place" : "inspect");
   else if (e.key === "p" || e.key === "P") setMode("place");
-  else if (e.key === "Escape") {
+  else if (e.key === "h" || e.key === "H") {
+    if (past.panel.hidden) past.open();
+    else past.close();
+  } else if (e.key === "Escape") {
     inspector.hide();
     help.show(false);
+    if (!past.panel.hidden) past.close();
   }
 });
 
@@ -279,6 +289,7 @@ window.__canvas = Object.freeze({
   size: () => ({ width: board.width, height: board.height }),
   view: () => ({ scale: view.scale, tx: view.tx, ty: view.ty }),
   draws: () => board.draws,
+  past: () => past.at,
   timing: () => ({ ...timing }),
   sync: () => ({ loading: sync.loading, buffered: sync.buffer.length, pending: sync.pending.size }),
 });
