@@ -72,10 +72,20 @@ pub fn http_layers(router: Router, policy: &HttpPolicy) -> Router {
 }
 
 /// CORS answers (and preflights) for `/api` only; the page, the WebSocket
-/// and health routes stay same-origin.
+/// and health routes stay same-origin. A request without `Origin` is not a
+/// cross-origin one, so it gets no CORS header (tower-http's layer would
+/// add `access-control-expose-headers` to it), only `Vary: Origin` for
+/// caches.
 async fn cors_on_api(State(cors): State<CorsLayer>, request: Request, next: Next) -> Response {
     if !request.uri().path().starts_with("/api/") {
         return next.run(request).await;
+    }
+    if !request.headers().contains_key(header::ORIGIN) {
+        let mut response = next.run(request).await;
+        response
+            .headers_mut()
+            .append(header::VARY, HeaderValue::from_static("origin"));
+        return response;
     }
     match cors.layer(next).oneshot(request).await {
         Ok(response) => response.into_response(),

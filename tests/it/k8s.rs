@@ -3,27 +3,28 @@
 //! 1.32; the rendered base keeps the invariants the deployment depends on
 //! (replicas, probes, drain timings, Secret-sourced passwords, routing,
 //! unprivileged containers); the `Dockerfile` builds what the manifests run.
-//! No cluster or Docker engine is needed, but `kubectl` and
-//! `python3 -m kubernetes_validate` are (scripts/test.sh installs them): a
-//! missing one fails the test.
+//! No cluster, Docker engine or kubectl is needed (`k8s/kustomize.rs`
+//! renders the kustomizations), but `python3 -m kubernetes_validate` is
+//! (scripts/test.sh installs it in `.venv`): without it the test fails.
 
+mod kustomize;
 mod manifests;
 
 use serde_json::{Value, json};
 
 use manifests::{
-    KUBERNETES_VERSION, array, base, container, containers, documents, env, env_literal,
+    KUBERNETES_VERSION, Manifests, array, base, container, containers, env, env_literal,
     env_number, kubernetes_validate, kustomize, name, pod_labels, pod_spec, port_of, repo_root,
-    route, selects,
+    route, selects, to_yaml,
 };
 
 /// Renders `dir` and checks every object against the strict schemas: no
 /// error, no warning (an unknown kind), and one `INFO … passed` per object.
 fn assert_passes_strict_validation(dir: &str) {
-    let yaml = kustomize(dir);
-    let objects = documents(&yaml).len();
-    assert!(objects > 0, "`kubectl kustomize {dir}` rendered nothing");
-    let (ok, output) = kubernetes_validate(&yaml);
+    let rendered = kustomize(dir);
+    let objects = rendered.len();
+    assert!(objects > 0, "`{dir}` rendered nothing");
+    let (ok, output) = kubernetes_validate(&to_yaml(&rendered));
     let complaints = output
         .lines()
         .any(|line| !line.trim().is_empty() && !line.starts_with("INFO "));
@@ -474,4 +475,88 @@ fn dockerfile_builds_both_binaries_in_stages_and_runs_them_as_the_manifests_user
             "{binary} must run as the image's user"
         );
     }
+}
+
+/// What `kubectl kustomize k8s/overlays/dev` (kubectl 1.32, kustomize 5.5)
+/// printed, checked field by field against our renderer: the overlay's
+/// namespace, generated Secret (and its hashed name everywhere it is
+/// referenced), images, replicas and both kinds of patch.
+#[test]
+fn dev_overlay_renders_as_kubectl_kustomize_does() {
+    let dev = Manifests::new(kustomize("k8s/overlays/dev"));
+    for o in dev.all() {
+        let expected = if o["kind"] == "Namespace" {
+            Value::Null
+        } else {
+            json!("pixel-canvas-dev")
+        };
+        assert_eq!(o["metadata"]["namespace"], expected, "{}", name(o));
+        assert_eq!(
+            o["metadata"]["labels"]["app.kubernetes.io/part-of"],
+            "pixel-canvas",
+            "{}",
+            name(o)
+        );
+    }
+    let secret = dev.of_kind("Secret").next().expect("the generated Secret");
+    assert_eq!(name(secret), "redis-auth-h7972tbg65");
+    assert_eq!(secret["data"]["password"], "ZGV2LW9ubHktbm90LWEtc2VjcmV0");
+    for workload in dev.workloads() {
+        for c in containers(workload) {
+            if let Some(password) = env(c, "REDIS_PASSWORD") {
+                assert_eq!(
+                    password["valueFrom"]["secretKeyRef"]["name"],
+                    "redis-auth-h7972tbg65",
+                    "{}",
+                    name(workload)
+                );
+            }
+            if name(workload) != "redis" {
+                assert_eq!(c["image"], "pixel-canvas:dev", "{}", name(workload));
+            }
+        }
+    }
+    assert_eq!(dev.get("Deployment", "canvas-api")["spec"]["replicas"], 1);
+    assert_eq!(dev.get("Deployment", "gateway")["spec"]["replicas"], 2);
+    let hpa = &dev.get("HorizontalPodAutoscaler", "gateway")["spec"];
+    assert_eq!(
+        (&hpa["minReplicas"], &hpa["maxReplicas"]),
+        (&json!(2), &json!(3))
+    );
+    let redis = dev.get("StatefulSet", "redis");
+    assert_eq!(
+        redis["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+        "1Gi"
+    );
+    // The strategic-merge patch merged the container by name: its
+    // resources changed, everything else stayed.
+    let c = container(redis, "redis");
+    assert_eq!(c["resources"]["requests"]["cpu"], "50m");
+    assert_eq!(
+        c["args"],
+        container(base().get("StatefulSet", "redis"), "redis")["args"]
+    );
+}
+
+/// A kustomization field the renderer does not implement fails the render,
+/// naming the field, instead of being left out silently.
+#[test]
+fn a_kustomization_field_the_renderer_lacks_fails_loudly() {
+    let dir = crate::harness::temp_dir("kustomize-unsupported");
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamePrefix: x-\n",
+    )
+    .unwrap();
+    let path = dir.to_path_buf();
+    let failure = std::panic::catch_unwind(|| kustomize::render(&path))
+        .expect_err("an unsupported field must fail the render");
+    let message = failure
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains("`namePrefix` is not supported"),
+        "{message}"
+    );
 }
