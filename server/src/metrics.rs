@@ -18,6 +18,7 @@ pub struct GatewayMetrics {
     pub placements_shed: Counter,
     pub publish_failures: Counter,
     pub publish_latency: Latency,
+    pub placement_latency: Latency,
     pub duplicates_dropped: Counter,
     pub batched_events: Counter,
     pub gap_repairs: Counter,
@@ -128,6 +129,12 @@ impl GatewayMetrics {
             "gateway_publish_seconds",
             "Time to publish one stored pixel.",
             &self.publish_latency,
+        );
+        write_latency(
+            out,
+            "gateway_placement_seconds",
+            "Time from a WebSocket placement's start to its ack (stored and published).",
+            &self.placement_latency,
         );
         write_counter(
             out,

@@ -12,6 +12,7 @@ mod gateway;
 mod k8s;
 mod limits;
 mod loadtest;
+mod metrics;
 mod moderation;
 mod pool;
 mod presence;
