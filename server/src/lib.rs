@@ -11,6 +11,7 @@ pub mod bus;
 pub mod client_ip;
 pub mod config;
 pub mod connection;
+pub mod connection_log;
 pub mod decode;
 pub mod drain;
 pub mod fanout;

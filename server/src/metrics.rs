@@ -7,6 +7,7 @@ pub struct GatewayMetrics {
     pub connections: Gauge,
     pub connections_total: Counter,
     pub connections_refused: Counter,
+    pub sse_streams: Gauge,
     pub messages_in: Counter,
     pub frames_out: Counter,
     pub slow_client_closes: Counter,
@@ -46,6 +47,13 @@ impl GatewayMetrics {
             "WebSocket connections accepted.",
             "counter",
             self.connections_total.get(),
+        );
+        write_counter(
+            out,
+            "gateway_sse_streams",
+            "Open SSE streams (/api/events).",
+            "gauge",
+            self.sse_streams.get(),
         );
         write_counter(
             out,

@@ -1,15 +1,16 @@
-//! `/metrics` of both services, scraped live: latencies are histograms,
-//! the process reports its memory and descriptors, the build is named,
-//! HTTP requests are counted by route template (never the raw path), and
-//! every metric the Grafana dashboard and the alerts in `k8s/monitoring`
-//! query is one the services export.
+//! What operators see. `/metrics` of both services, scraped live:
+//! latencies are histograms, the process reports its memory and
+//! descriptors, the build is named, HTTP requests are counted by route
+//! template (never the raw path), and every metric the Grafana dashboard and
+//! the alerts in `k8s/monitoring` query is one the services export. And the
+//! log at its default level: a line per connection, none per pixel.
 
 use std::collections::BTreeSet;
 
 use protocol::ServerMessage;
 
 use crate::harness::http::{client, put_pixel};
-use crate::harness::{Stack, WsClient};
+use crate::harness::{SseStream, Stack, WAIT, WsClient, single_process};
 
 async fn scrape(base: &str) -> String {
     let r = client()
@@ -153,4 +154,67 @@ async fn every_metric_the_dashboard_and_alerts_query_is_exported() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn the_log_has_a_line_per_connection_opened_and_closed_and_none_per_pixel() {
+    let (server, _dir) = single_process("connection-log", &[]).await;
+    let mut ws = WsClient::connect(&server.ws(), Some("logged")).await;
+    for n in 0..20u64 {
+        ws.place(n as i64, 0, "#000000", n).await;
+        assert!(matches!(ws.reply_to(n).await, ServerMessage::Ack { .. }));
+    }
+    ws.expect(
+        "the last pixel",
+        |m| matches!(m, ServerMessage::PixelUpdated(p) if p.x == 19),
+    )
+    .await;
+    // Opened and left on a quiet board: no event will reveal that it left.
+    let sse = SseStream::open(&server.http(), "?username=logged", None).await;
+    drop(sse);
+    drop(ws);
+    // The gateway notices both closed sockets at once; the lines follow.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let log = loop {
+        let log = server.log();
+        if log.contains("websocket closed") && log.contains("sse stream closed") {
+            break log;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no close lines within {WAIT:?}:\n{log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let lines = |what: &str| log.lines().filter(|l| l.contains(what)).collect::<Vec<_>>();
+    let opened = lines("websocket opened");
+    assert_eq!(opened.len(), 1, "{log}");
+    assert!(
+        opened[0].contains("INFO")
+            && opened[0].contains("user=\"logged\"")
+            && opened[0].contains("websockets=1"),
+        "{}",
+        opened[0]
+    );
+    let closed = lines("websocket closed");
+    assert_eq!(closed.len(), 1, "{log}");
+    assert!(
+        closed[0].contains("websockets=0") && closed[0].contains("lived_ms="),
+        "{}",
+        closed[0]
+    );
+    assert_eq!(lines("sse stream opened").len(), 1, "{log}");
+    let sse_closed = lines("sse stream closed");
+    assert_eq!(sse_closed.len(), 1, "{log}");
+    assert!(sse_closed[0].contains("sse_streams=0"), "{}", sse_closed[0]);
+    // Between the WebSocket's two lines, 20 placements logged nothing but
+    // the SSE stream's own lines.
+    let during: Vec<&str> = log
+        .lines()
+        .skip_while(|l| !l.contains("websocket opened"))
+        .skip(1)
+        .take_while(|l| !l.contains("websocket closed"))
+        .filter(|l| !l.contains("sse stream"))
+        .collect();
+    assert!(during.is_empty(), "logged while placing: {during:#?}");
 }
