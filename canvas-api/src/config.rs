@@ -13,6 +13,7 @@ pub const MAX_SIDE: u32 = 16_384;
 pub const MAX_BOARD_BYTES: u64 = 300 * 1024 * 1024;
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Board")]
 pub struct CanvasArgs {
     /// Board width in pixels.
     #[arg(long = "canvas-width", env = "CANVAS_WIDTH", default_value_t = 1000,
@@ -121,6 +122,7 @@ impl CanvasArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Redis")]
 pub struct RedisArgs {
     /// Redis URL (`redis://[user:password@]host:port/db`, or `rediss://` for
     /// TLS). When neither this nor REDIS_HOST is set, the board is kept by the
@@ -271,6 +273,7 @@ impl RedisArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Embedded store")]
 pub struct StoreArgs {
     /// Folder of the embedded store (used when no Redis is configured).
     #[arg(long = "data-dir", env = "DATA_DIR", default_value = "./data")]
@@ -293,6 +296,7 @@ pub const MIN_AUTH_SECRET_BYTES: usize = 32;
 
 /// Identity: session tokens, and who the client behind a proxy is.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Identity")]
 pub struct AuthArgs {
     /// `open` (a connection without a token is who it says) or `required`
     /// (placing needs a session token from `POST /api/session`).
@@ -358,6 +362,7 @@ pub fn parse_cidrs(list: &str) -> Result<Vec<ipnet::IpNet>, String> {
 
 /// Limits every HTTP route shares, in both services.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "HTTP")]
 pub struct HttpArgs {
     /// Seconds any HTTP request may take to be answered (408 past it); the
     /// SSE stream and WebSockets, once answered, are not limited.

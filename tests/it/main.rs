@@ -5,6 +5,7 @@ mod harness;
 
 mod api;
 mod auth;
+mod cli;
 mod cluster;
 mod embedded;
 mod faults;
