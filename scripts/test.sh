@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what the tests
-# need (redis-server, nginx, openssl and chromium from Debian's packages,
-# kubernetes-validate from PyPI, playwright-core from npm), checks format and
-# lints, builds the binaries the integration and browser suites start as real
-# processes, then runs both suites.
+# need (redis-server, nginx, openssl, chromium and python3-venv from Debian's
+# packages — so on Debian it needs root or sudo —, kubernetes-validate from
+# PyPI into the project's virtualenv .venv/, playwright-core from npm), checks
+# format and lints, builds the binaries the integration and browser suites
+# start as real processes, then runs both suites and ends with the names of
+# the failed tests and one closing line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +16,9 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+# Debian's python3 makes virtualenvs only with python3-venv (ensurepip).
+[ -x .venv/bin/python3 ] || python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   sudo=""
@@ -21,13 +26,16 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}"
 fi
-# The manifest checks: kubectl (for `kubectl kustomize`) comes with this
-# kind of machine; kubernetes-validate is a PyPI package.
-command -v kubernetes-validate >/dev/null 2>&1 ||
-  python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
-for tool in redis-server nginx openssl cargo chromium node npm kubectl kubernetes-validate; do
+# The manifest tests run kubernetes-validate from .venv (they render the
+# kustomizations themselves: no kubectl).
+[ -x .venv/bin/python3 ] || python3 -m venv .venv
+.venv/bin/python3 -c 'import kubernetes_validate' >/dev/null 2>&1 ||
+  .venv/bin/python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
+for tool in redis-server nginx openssl cargo chromium node npm; do
   command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is still missing" >&2; exit 1; }
 done
+.venv/bin/python3 -c 'import kubernetes_validate' ||
+  { echo "error: kubernetes-validate is still missing from .venv" >&2; exit 1; }
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -50,5 +58,18 @@ passed=$(grep 'test result:' "$log" | grep -oE '[0-9]+ passed' | awk '{s+=$1} EN
 failed=$(grep 'test result:' "$log" | grep -oE '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
 passed=$((passed + $(awk '/^# pass /{n=$3} END{print n+0}' "$browser_log")))
 failed=$((failed + $(awk '/^# fail /{n=$3} END{print n+0}' "$browser_log")))
+# The failed tests' names, last, so they are not buried under the browser
+# suite's output: cargo's `test NAME ... FAILED` lines and node's
+# `not ok N - NAME` (a subtest's parent is listed too).
+failures=$(
+  {
+    sed -nE 's/^test (.+) \.\.\. FAILED$/  \1/p' "$log"
+    sed -nE 's/^( *)not ok [0-9]+ - (.*)$/  browser: \1\2/p' "$browser_log"
+  } || true
+)
+if [ -n "$failures" ]; then
+  echo "failed:"
+  echo "$failures"
+fi
 echo "tests: $passed passed, $failed failed"
 exit "$status"

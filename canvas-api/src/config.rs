@@ -14,6 +14,7 @@ pub const MAX_SIDE: u32 = 16_384;
 pub const MAX_BOARD_BYTES: u64 = 300 * 1024 * 1024;
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Board")]
 pub struct CanvasArgs {
     /// Board width in pixels.
     #[arg(long = "canvas-width", env = "CANVAS_WIDTH", default_value_t = 1000,
@@ -122,6 +123,7 @@ impl CanvasArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Redis")]
 pub struct RedisArgs {
     /// Redis URL (`redis://[user:password@]host:port/db`, or `rediss://` for
     /// TLS). When neither this nor REDIS_HOST is set, the board is kept by the
@@ -272,6 +274,7 @@ impl RedisArgs {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Embedded store")]
 pub struct StoreArgs {
     /// Folder of the embedded store (used when no Redis is configured).
     #[arg(long = "data-dir", env = "DATA_DIR", default_value = "./data")]
@@ -280,6 +283,7 @@ pub struct StoreArgs {
 
 /// The history archive (timelapse, the board at any moment).
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "History archive")]
 pub struct ArchiveArgs {
     /// `auto`: on with the embedded store (in DATA_DIR/archive), off with
     /// Redis unless ARCHIVE_DIR is set; `on`; `off`.
@@ -343,6 +347,7 @@ pub const MIN_AUTH_SECRET_BYTES: usize = 32;
 
 /// Identity: session tokens, and who the client behind a proxy is.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Identity")]
 pub struct AuthArgs {
     /// `open` (a connection without a token is who it says) or `required`
     /// (placing needs a session token from `POST /api/session`).
@@ -408,6 +413,7 @@ pub fn parse_cidrs(list: &str) -> Result<Vec<ipnet::IpNet>, String> {
 
 /// Where a service listens: `LISTEN_ADDR`, or the prototype's `PORT`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Listening")]
 pub struct ListenArgs {
     /// Address to listen on, `host:port` [default: 127.0.0.1:8080 for
     /// server, 127.0.0.1:8081 for canvas-api]; `0.0.0.0:8080` in a
@@ -443,6 +449,7 @@ impl ListenArgs {
 
 /// Limits every HTTP route shares, in both services.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "HTTP")]
 pub struct HttpArgs {
     /// Seconds any HTTP request may take to be answered (408 past it); the
     /// SSE stream and WebSockets, once answered, are not limited.

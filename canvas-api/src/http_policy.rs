@@ -2,19 +2,21 @@
 //! and a body limit (each a typed JSON error), and CORS on `/api` only when
 //! origins are configured (same origin by default: no CORS headers at all).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
 use tower::{Layer, ServiceExt};
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::HttpArgs;
 use crate::error::ApiError;
+use crate::http_metrics::{HttpMetrics, count_requests};
 
 /// The largest request body any route takes (routes may take less:
 /// `PUT /api/pixel` 4 KiB).
@@ -25,6 +27,9 @@ pub const MAX_REQUEST_BODY: usize = 64 * 1024;
 pub struct HttpPolicy {
     pub request_timeout: Duration,
     pub cors_origins: Vec<HeaderValue>,
+    /// The requests answered under these layers, for `/metrics` (which
+    /// finds it as an `Extension`).
+    pub http_metrics: Arc<HttpMetrics>,
 }
 
 impl HttpPolicy {
@@ -40,6 +45,7 @@ impl HttpPolicy {
         Ok(HttpPolicy {
             request_timeout: Duration::from_secs(args.request_timeout_secs),
             cors_origins,
+            http_metrics: Arc::default(),
         })
     }
 }
@@ -49,12 +55,14 @@ impl Default for HttpPolicy {
         HttpPolicy {
             request_timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),
+            http_metrics: Arc::default(),
         }
     }
 }
 
-/// Compression, the body limit, the time limit and CORS, for every route
-/// (applied last, so the 404/405 fallbacks are covered too). The time limit
+/// Compression, the body limit, the time limit, request counts and CORS,
+/// for every route (applied last, so the 404/405 fallbacks are covered
+/// too). The time limit
 /// ends when the response starts: a WebSocket upgrade or an SSE stream,
 /// answered at once, lives on unlimited.
 pub fn http_layers(router: Router, policy: &HttpPolicy) -> Router {
@@ -64,7 +72,13 @@ pub fn http_layers(router: Router, policy: &HttpPolicy) -> Router {
         .layer(middleware::from_fn_with_state(
             policy.request_timeout,
             limits,
-        ));
+        ))
+        // Outside the limits, so their 408 and 413 are counted too.
+        .layer(middleware::from_fn_with_state(
+            policy.http_metrics.clone(),
+            count_requests,
+        ))
+        .layer(Extension(policy.http_metrics.clone()));
     match cors_layer(policy) {
         Some(cors) => router.layer(middleware::from_fn_with_state(cors, cors_on_api)),
         None => router,
@@ -72,10 +86,20 @@ pub fn http_layers(router: Router, policy: &HttpPolicy) -> Router {
 }
 
 /// CORS answers (and preflights) for `/api` only; the page, the WebSocket
-/// and health routes stay same-origin.
+/// and health routes stay same-origin. A request without `Origin` is not a
+/// cross-origin one, so it gets no CORS header (tower-http's layer would
+/// add `access-control-expose-headers` to it), only `Vary: Origin` for
+/// caches.
 async fn cors_on_api(State(cors): State<CorsLayer>, request: Request, next: Next) -> Response {
     if !request.uri().path().starts_with("/api/") {
         return next.run(request).await;
+    }
+    if !request.headers().contains_key(header::ORIGIN) {
+        let mut response = next.run(request).await;
+        response
+            .headers_mut()
+            .append(header::VARY, HeaderValue::from_static("origin"));
+        return response;
     }
     match cors.layer(next).oneshot(request).await {
         Ok(response) => response.into_response(),

@@ -12,7 +12,8 @@ use tokio_util::task::TaskTracker;
 
 /// The board's owner: stores pixel writes and serves the board over HTTP.
 #[derive(Debug, Parser)]
-#[command(version)]
+// `--help` groups the options; each flattened group names its own heading.
+#[command(version, next_help_heading = "Listening")]
 struct Config {
     #[command(flatten)]
     listen: ListenArgs,

@@ -319,9 +319,26 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
     state.canvas.ready().await.map(|()| "ready")
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics(
+    State(state): State<AppState>,
+    http: Option<axum::Extension<std::sync::Arc<crate::http_metrics::HttpMetrics>>>,
+) -> impl IntoResponse {
     let mut out = String::new();
+    crate::metrics::write_build_info(
+        &mut out,
+        "canvas_api_build_info",
+        "The canvas-api build this process runs (always 1).",
+        env!("CARGO_PKG_VERSION"),
+    );
     state.canvas.metrics().render(&mut out);
+    if let Some(axum::Extension(http)) = http {
+        http.render(
+            &mut out,
+            "canvas_http_requests_total",
+            "HTTP requests answered, by route template, method and status class.",
+        );
+    }
+    crate::process_metrics::render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

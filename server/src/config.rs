@@ -14,20 +14,26 @@ pub const DEFAULT_PORT: u16 = 8080;
 /// CANVAS_API_URL it is the whole product in one process, keeping the board
 /// in DATA_DIR.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(version)]
+// `--help` groups the options under headings: the fields below without one
+// of their own are under "Listening"; each flattened group names its own.
+#[command(version, next_help_heading = "Listening")]
 pub struct Config {
     #[command(flatten)]
     pub listen: ListenArgs,
 
     /// This gateway's name in presence keys (`pod:<POD_ID>:users`); the
     /// hostname plus a random suffix when unset.
-    #[arg(long = "pod-id", env = "POD_ID")]
+    #[arg(long = "pod-id", env = "POD_ID", help_heading = "Cluster")]
     pub pod_id: Option<String>,
 
     /// Base URL of a separate canvas-api (the Kubernetes shape), e.g.
     /// `http://canvas-api:8081`. When unset the board is kept in this
     /// process.
-    #[arg(long = "canvas-api-url", env = "CANVAS_API_URL")]
+    #[arg(
+        long = "canvas-api-url",
+        env = "CANVAS_API_URL",
+        help_heading = "Cluster"
+    )]
     pub canvas_api_url: Option<String>,
 
     #[command(flatten)]
@@ -51,13 +57,13 @@ pub struct Config {
     /// Largest WebSocket message (and frame) a client may send, in bytes;
     /// a larger one closes the connection with 1009. Text frames over the
     /// protocol's 4 KiB but within this get a `frame_too_large` error.
-    #[arg(long = "max-frame-bytes", env = "MAX_FRAME_BYTES", default_value_t = 16 * 1024,
+    #[arg(long = "max-frame-bytes", env = "MAX_FRAME_BYTES", help_heading = "Client limits", default_value_t = 16 * 1024,
           value_parser = clap::value_parser!(u32).range(4096..=1024 * 1024))]
     pub max_frame_bytes: u32,
 
     /// WebSockets one client IP may hold on this gateway; more are refused
     /// with HTTP 429 before the upgrade. 0: no limit.
-    #[arg(long = "max-connections-per-ip", env = "MAX_CONNECTIONS_PER_IP", default_value_t = 1000,
+    #[arg(long = "max-connections-per-ip", env = "MAX_CONNECTIONS_PER_IP", help_heading = "Client limits", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub max_connections_per_ip: u32,
 
@@ -65,26 +71,26 @@ pub struct Config {
     /// may send together (a token bucket, one second of burst); past it a
     /// message gets `rate_limited` with `retryAfterMs`, and an IP that sends
     /// on past 4 more seconds' worth is closed with 4029. 0: no limit.
-    #[arg(long = "messages-per-sec-per-ip", env = "MESSAGES_PER_SEC_PER_IP", default_value_t = 200,
+    #[arg(long = "messages-per-sec-per-ip", env = "MESSAGES_PER_SEC_PER_IP", help_heading = "Client limits", default_value_t = 200,
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub messages_per_sec_per_ip: u32,
 
     /// Seconds a WebSocket may stay silent (no message, no pong to the
     /// gateway's pings, sent a few times per timeout) before it is closed
     /// with 4002. 0: never.
-    #[arg(long = "idle-timeout-secs", env = "IDLE_TIMEOUT_SECS", default_value_t = 60,
+    #[arg(long = "idle-timeout-secs", env = "IDLE_TIMEOUT_SECS", help_heading = "Client limits", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub idle_timeout_secs: u64,
 
     /// Seconds a presence key lives without a refresh; it is refreshed
     /// three times per TTL.
-    #[arg(long = "presence-ttl-secs", env = "PRESENCE_TTL_SECS", default_value_t = 60,
+    #[arg(long = "presence-ttl-secs", env = "PRESENCE_TTL_SECS", help_heading = "Cluster", default_value_t = 60,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub presence_ttl_secs: u64,
 
     /// Milliseconds a missing `seq` may stay missing before the gateway
     /// fetches it from the replay log.
-    #[arg(long = "gap-grace-ms", env = "GAP_GRACE_MS", default_value_t = 500,
+    #[arg(long = "gap-grace-ms", env = "GAP_GRACE_MS", help_heading = "Gateway tuning", default_value_t = 500,
           value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub gap_grace_ms: u64,
 
@@ -92,7 +98,7 @@ pub struct Config {
     /// a quiet spell goes out at once, while under load the events of one
     /// window share a frame, cutting writes per client many times over.
     /// 0 sends whatever is ready at once.
-    #[arg(long = "fanout-window-ms", env = "FANOUT_WINDOW_MS", default_value_t = 5,
+    #[arg(long = "fanout-window-ms", env = "FANOUT_WINDOW_MS", help_heading = "Gateway tuning", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub fanout_window_ms: u64,
 
@@ -101,6 +107,7 @@ pub struct Config {
     #[arg(
         long = "max-connections",
         env = "MAX_CONNECTIONS",
+        help_heading = "Client limits",
         default_value_t = 100_000
     )]
     pub max_connections: usize,
@@ -109,7 +116,7 @@ pub struct Config {
     /// connections. Past it a placement is answered at once with
     /// `unavailable` (retry after a moment) instead of queueing behind a
     /// store that cannot keep up.
-    #[arg(long = "max-placements-in-flight", env = "MAX_PLACEMENTS_IN_FLIGHT", default_value_t = 1024,
+    #[arg(long = "max-placements-in-flight", env = "MAX_PLACEMENTS_IN_FLIGHT", help_heading = "Gateway tuning", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_placements_in_flight: u32,
 
@@ -118,7 +125,7 @@ pub struct Config {
     /// reading can park at most this much in the kernel; past it the
     /// gateway's bounded ring applies, and the client is closed with 4008
     /// once it falls a whole ring behind.
-    #[arg(long = "send-buffer-bytes", env = "SEND_BUFFER_BYTES", default_value_t = 131_072,
+    #[arg(long = "send-buffer-bytes", env = "SEND_BUFFER_BYTES", help_heading = "Gateway tuning", default_value_t = 131_072,
           value_parser = clap::value_parser!(u32).range(0..=64 * 1024 * 1024))]
     pub send_buffer_bytes: u32,
 
@@ -126,7 +133,7 @@ pub struct Config {
     /// dropped. A client that reads again within it finds everything the
     /// gateway meant to send, a 4008 close included; after it, the gateway
     /// stops waiting and closes the TCP connection without a close frame.
-    #[arg(long = "write-timeout-secs", env = "WRITE_TIMEOUT_SECS", default_value_t = 10,
+    #[arg(long = "write-timeout-secs", env = "WRITE_TIMEOUT_SECS", help_heading = "Gateway tuning", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub write_timeout_secs: u64,
 
@@ -134,14 +141,14 @@ pub struct Config {
     /// away, reconnect") after SIGTERM: each connection closes on a random
     /// 100 ms tick of this window, so clients reach the other replicas in
     /// batches, not all at once. 0 closes them all at once.
-    #[arg(long = "shutdown-drain-ms", env = "SHUTDOWN_DRAIN_MS", default_value_t = 2_000,
+    #[arg(long = "shutdown-drain-ms", env = "SHUTDOWN_DRAIN_MS", help_heading = "Shutdown", default_value_t = 2_000,
           value_parser = clap::value_parser!(u64).range(0..=600_000))]
     pub shutdown_drain_ms: u64,
 
     /// Seconds from SIGTERM to giving up on open connections; then the
     /// presence key is removed (at most 2 s more) and the process exits.
     /// Must exceed the drain window.
-    #[arg(long = "shutdown-grace-secs", env = "SHUTDOWN_GRACE_SECS", default_value_t = 10,
+    #[arg(long = "shutdown-grace-secs", env = "SHUTDOWN_GRACE_SECS", help_heading = "Shutdown", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(0..=600))]
     pub shutdown_grace_secs: u64,
 }

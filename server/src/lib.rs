@@ -12,6 +12,7 @@ pub mod client_frame;
 pub mod client_ip;
 pub mod config;
 pub mod connection;
+pub mod connection_log;
 pub mod decode;
 pub mod drain;
 pub mod fanout;

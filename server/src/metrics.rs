@@ -7,6 +7,7 @@ pub struct GatewayMetrics {
     pub connections: Gauge,
     pub connections_total: Counter,
     pub connections_refused: Counter,
+    pub sse_streams: Gauge,
     pub messages_in: Counter,
     pub frames_out: Counter,
     pub slow_client_closes: Counter,
@@ -18,6 +19,7 @@ pub struct GatewayMetrics {
     pub placements_shed: Counter,
     pub publish_failures: Counter,
     pub publish_latency: Latency,
+    pub placement_latency: Latency,
     pub duplicates_dropped: Counter,
     pub batched_events: Counter,
     pub gap_repairs: Counter,
@@ -45,6 +47,13 @@ impl GatewayMetrics {
             "WebSocket connections accepted.",
             "counter",
             self.connections_total.get(),
+        );
+        write_counter(
+            out,
+            "gateway_sse_streams",
+            "Open SSE streams (/api/events).",
+            "gauge",
+            self.sse_streams.get(),
         );
         write_counter(
             out,
@@ -128,6 +137,12 @@ impl GatewayMetrics {
             "gateway_publish_seconds",
             "Time to publish one stored pixel.",
             &self.publish_latency,
+        );
+        write_latency(
+            out,
+            "gateway_placement_seconds",
+            "Time from a WebSocket placement's start to its ack (stored and published).",
+            &self.placement_latency,
         );
         write_counter(
             out,

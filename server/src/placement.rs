@@ -116,6 +116,7 @@ async fn place(
     // Held until the answer is ready: one of the gateway's placement slots.
     _slot: OwnedSemaphorePermit,
 ) -> Message {
+    let placing = std::time::Instant::now();
     match gw.backend.place(x, y, &color, &username, Some(ip)).await {
         Ok(event) => {
             let seq = event.seq;
@@ -126,6 +127,7 @@ async fn place(
             }
             gw.metrics.publish_latency.observe(started.elapsed());
             gw.metrics.placements_acked.inc();
+            gw.metrics.placement_latency.observe(placing.elapsed());
             gw.notices.cooldown_started(&username);
             encode(&ServerMessage::Ack { id, seq })
         }

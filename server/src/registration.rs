@@ -12,18 +12,22 @@ pub struct Registration<'a> {
     pub username: String,
     /// Events addressed to this connection's user.
     pub mailbox: Arc<Mailbox>,
+    /// For the close's log line.
+    opened: std::time::Instant,
 }
 
 impl<'a> Registration<'a> {
     pub fn new(gw: &'a Gateway, username: String) -> Self {
         gw.metrics.connections.add(1);
         gw.metrics.connections_total.inc();
+        crate::connection_log::websocket_opened(&gw.metrics, &username);
         gw.users.join(&username);
         let mailbox = gw.mailboxes.open(user_key(&username));
         Registration {
             gw,
             username,
             mailbox,
+            opened: std::time::Instant::now(),
         }
     }
 
@@ -44,5 +48,10 @@ impl Drop for Registration<'_> {
             .mailboxes
             .close(user_key(&self.username), &self.mailbox);
         self.gw.metrics.connections.sub(1);
+        crate::connection_log::websocket_closed(
+            &self.gw.metrics,
+            &self.username,
+            self.opened.elapsed(),
+        );
     }
 }

@@ -208,9 +208,21 @@ async fn readyz(State(gw): State<Gateway>) -> Response {
 
 async fn metrics(State(gw): State<Gateway>) -> Response {
     let mut out = String::new();
+    canvas_api::metrics::write_build_info(
+        &mut out,
+        "gateway_build_info",
+        "The gateway (server) build this process runs (always 1).",
+        env!("CARGO_PKG_VERSION"),
+    );
     gw.metrics.render(&mut out);
     if let ApiMode::Local(state) = &gw.api {
         state.canvas.metrics().render(&mut out);
     }
+    gw.http_policy.http_metrics.render(
+        &mut out,
+        "gateway_http_requests_total",
+        "HTTP requests answered, by route template, method and status class (a WebSocket upgrade is 1xx).",
+    );
+    canvas_api::process_metrics::render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -124,14 +124,20 @@ pub async fn events(
     // feed is lost, nor anything addressed to the user once the client has
     // the response.
     let live = gw.hub.subscribe();
+    let log = crate::connection_log::SseStreamLog::open(&gw.metrics, username.as_deref());
     let mailbox = username.map(|name| StreamMailbox::open(&gw, name));
     let (tx, mut rx) = mpsc::channel::<Event>(STREAM_QUEUE);
     let stream_gw = gw.clone();
     gw.connections.spawn(async move {
+        // Dropped, and so logged, when the stream ends.
+        let _log = log;
         let shutdown = stream_gw.shutdown.clone();
         let close_delay = crate::drain::random_close_delay(stream_gw.shutdown_drain);
+        // The client left: end now, not at the next event of a quiet board.
+        let left = tx.clone();
         tokio::select! {
             () = pump(stream_gw, tx, last_id, region, live, mailbox) => {}
+            () = left.closed() => {}
             () = async {
                 shutdown.cancelled().await;
                 tokio::time::sleep(close_delay).await;

@@ -3,27 +3,29 @@
 //! 1.32; the rendered base keeps the invariants the deployment depends on
 //! (replicas, probes, drain timings, Secret-sourced passwords, routing,
 //! unprivileged containers); the `Dockerfile` builds what the manifests run.
-//! No cluster or Docker engine is needed, but `kubectl` and
-//! `python3 -m kubernetes_validate` are (scripts/test.sh installs them): a
-//! missing one fails the test.
+//! No cluster, Docker engine or kubectl is needed (`k8s/kustomize.rs`
+//! renders the kustomizations), but `python3 -m kubernetes_validate` is
+//! (scripts/test.sh installs it in `.venv`): without it the test fails.
 
+mod kustomize;
 mod manifests;
+pub mod monitoring;
 
 use serde_json::{Value, json};
 
 use manifests::{
-    KUBERNETES_VERSION, array, base, container, containers, documents, env, env_literal,
+    KUBERNETES_VERSION, Manifests, array, base, container, containers, env, env_literal,
     env_number, kubernetes_validate, kustomize, name, pod_labels, pod_spec, port_of, repo_root,
-    route, selects,
+    route, selects, to_yaml,
 };
 
 /// Renders `dir` and checks every object against the strict schemas: no
 /// error, no warning (an unknown kind), and one `INFO … passed` per object.
 fn assert_passes_strict_validation(dir: &str) {
-    let yaml = kustomize(dir);
-    let objects = documents(&yaml).len();
-    assert!(objects > 0, "`kubectl kustomize {dir}` rendered nothing");
-    let (ok, output) = kubernetes_validate(&yaml);
+    let rendered = kustomize(dir);
+    let objects = rendered.len();
+    assert!(objects > 0, "`{dir}` rendered nothing");
+    let (ok, output) = kubernetes_validate(&to_yaml(&rendered));
     let complaints = output
         .lines()
         .any(|line| !line.trim().is_empty() && !line.starts_with("INFO "));
@@ -473,5 +475,239 @@ fn dockerfile_builds_both_binaries_in_stages_and_runs_them_as_the_manifests_user
             c["securityContext"]["runAsUser"], uid,
             "{binary} must run as the image's user"
         );
+    }
+}
+
+/// What `kubectl kustomize k8s/overlays/dev` (kubectl 1.32, kustomize 5.5)
+/// printed, checked field by field against our renderer: the overlay's
+/// namespace, generated Secret (and its hashed name everywhere it is
+/// referenced), images, replicas and both kinds of patch.
+#[test]
+fn dev_overlay_renders_as_kubectl_kustomize_does() {
+    let dev = Manifests::new(kustomize("k8s/overlays/dev"));
+    for o in dev.all() {
+        let expected = if o["kind"] == "Namespace" {
+            Value::Null
+        } else {
+            json!("pixel-canvas-dev")
+        };
+        assert_eq!(o["metadata"]["namespace"], expected, "{}", name(o));
+        assert_eq!(
+            o["metadata"]["labels"]["app.kubernetes.io/part-of"],
+            "pixel-canvas",
+            "{}",
+            name(o)
+        );
+    }
+    let secret = dev.of_kind("Secret").next().expect("the generated Secret");
+    assert_eq!(name(secret), "redis-auth-h7972tbg65");
+    assert_eq!(secret["data"]["password"], "ZGV2LW9ubHktbm90LWEtc2VjcmV0");
+    for workload in dev.workloads() {
+        for c in containers(workload) {
+            if let Some(password) = env(c, "REDIS_PASSWORD") {
+                assert_eq!(
+                    password["valueFrom"]["secretKeyRef"]["name"],
+                    "redis-auth-h7972tbg65",
+                    "{}",
+                    name(workload)
+                );
+            }
+            if name(workload) != "redis" {
+                assert_eq!(c["image"], "pixel-canvas:dev", "{}", name(workload));
+            }
+        }
+    }
+    assert_eq!(dev.get("Deployment", "canvas-api")["spec"]["replicas"], 1);
+    assert_eq!(dev.get("Deployment", "gateway")["spec"]["replicas"], 2);
+    let hpa = &dev.get("HorizontalPodAutoscaler", "gateway")["spec"];
+    assert_eq!(
+        (&hpa["minReplicas"], &hpa["maxReplicas"]),
+        (&json!(2), &json!(3))
+    );
+    let redis = dev.get("StatefulSet", "redis");
+    assert_eq!(
+        redis["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"],
+        "1Gi"
+    );
+    // The strategic-merge patch merged the container by name: its
+    // resources changed, everything else stayed.
+    let c = container(redis, "redis");
+    assert_eq!(c["resources"]["requests"]["cpu"], "50m");
+    assert_eq!(
+        c["args"],
+        container(base().get("StatefulSet", "redis"), "redis")["args"]
+    );
+}
+
+/// A kustomization field the renderer does not implement fails the render,
+/// naming the field, instead of being left out silently.
+#[test]
+fn a_kustomization_field_the_renderer_lacks_fails_loudly() {
+    let dir = crate::harness::temp_dir("kustomize-unsupported");
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamePrefix: x-\n",
+    )
+    .unwrap();
+    let path = dir.to_path_buf();
+    let failure = std::panic::catch_unwind(|| kustomize::render(&path))
+        .expect_err("an unsupported field must fail the render");
+    let message = failure
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains("`namePrefix` is not supported"),
+        "{message}"
+    );
+}
+
+/// `k8s/monitoring` (for clusters with the Prometheus Operator; its kinds
+/// have no schema in kubernetes-validate, so they are checked here
+/// field by field): the PodMonitor scrapes `/metrics` of exactly the
+/// gateway and canvas-api pods on their `http` port, with the job label
+/// the queries use; every alert has a well-formed rule and says what it
+/// means; the alerts the deployment needs are there.
+#[test]
+fn monitoring_scrapes_both_services_and_its_alerts_are_well_formed() {
+    let monitoring = Manifests::new(kustomize("k8s/monitoring"));
+    assert_eq!(
+        monitoring.all().count(),
+        2,
+        "a PodMonitor and a PrometheusRule"
+    );
+    for o in monitoring.all() {
+        assert_eq!(o["apiVersion"], "monitoring.coreos.com/v1", "{}", name(o));
+        assert_eq!(
+            o["metadata"]["labels"]["app.kubernetes.io/part-of"],
+            "pixel-canvas"
+        );
+    }
+    let monitor = monitoring.get("PodMonitor", "pixel-canvas");
+    assert_eq!(monitor["spec"]["jobLabel"], "app.kubernetes.io/name");
+    let mut scraped: Vec<&str> = base()
+        .workloads()
+        .filter(|w| selects(&monitor["spec"]["selector"], pod_labels(w)))
+        .map(name)
+        .collect();
+    scraped.sort_unstable();
+    assert_eq!(scraped, ["canvas-api", "gateway"], "the pods scraped");
+    let endpoints = array(&monitor["spec"]["podMetricsEndpoints"]);
+    assert_eq!(endpoints.len(), 1);
+    assert_eq!(endpoints[0]["path"], "/metrics");
+    for deployment in ["canvas-api", "gateway"] {
+        assert!(
+            manifests::container_port(base().get("Deployment", deployment), &endpoints[0]["port"])
+                .is_some(),
+            "{deployment} has no container port {}",
+            endpoints[0]["port"]
+        );
+    }
+
+    let rule = monitoring.get("PrometheusRule", "pixel-canvas");
+    let mut alerts = Vec::new();
+    for group in array(&rule["spec"]["groups"]) {
+        assert!(group["name"].is_string(), "a group needs a name");
+        let rules = array(&group["rules"]);
+        assert!(!rules.is_empty(), "group {} is empty", group["name"]);
+        for r in rules {
+            let alert = r["alert"].as_str().expect("every rule is an alert");
+            let expr = r["expr"].as_str().unwrap_or_default();
+            assert!(
+                !expr.trim().is_empty() && monitoring::balanced(expr),
+                "{alert}: expr {expr:?}"
+            );
+            if let Some(wait) = r.get("for") {
+                let wait = wait.as_str().unwrap_or_default();
+                let (number, unit) = wait.split_at(wait.len().saturating_sub(1));
+                assert!(
+                    number.parse::<u32>().is_ok() && ["s", "m", "h"].contains(&unit),
+                    "{alert}: for {wait:?}"
+                );
+            }
+            assert!(
+                ["warning", "critical"].contains(&r["labels"]["severity"].as_str().unwrap_or("")),
+                "{alert}: severity warning or critical"
+            );
+            for annotation in ["summary", "description"] {
+                assert!(
+                    r["annotations"][annotation]
+                        .as_str()
+                        .is_some_and(|t| !t.trim().is_empty()),
+                    "{alert}: needs a {annotation}"
+                );
+            }
+            alerts.push((alert.to_owned(), expr.to_owned()));
+        }
+    }
+    let mut names: Vec<&str> = alerts.iter().map(|(a, _)| a.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), alerts.len(), "alert names are unique");
+    // What the deployment must be told about, by the metric that tells it.
+    for (what, metric) in [
+        ("a gateway down", "up"),
+        ("p99 placement latency", "gateway_placement_seconds_bucket"),
+        ("slow-client closes", "gateway_queue_drops_total"),
+        ("resyncs", "gateway_resyncs_total"),
+        ("Redis errors (store)", "canvas_placements_failed_total"),
+        ("Redis errors (publish)", "gateway_publish_failures_total"),
+        (
+            "Redis errors (subscription)",
+            "gateway_subscriber_reconnects_total",
+        ),
+    ] {
+        assert!(
+            alerts
+                .iter()
+                .any(|(_, expr)| monitoring::metric_names(expr).iter().any(|m| m == metric)),
+            "no alert on {what} ({metric})"
+        );
+    }
+}
+
+/// The Grafana dashboard is JSON Grafana imports: a uid, a title, a
+/// Prometheus datasource variable, panels with unique ids on the grid, each
+/// with queries that parse.
+#[test]
+fn the_grafana_dashboard_is_well_formed() {
+    let dashboard = monitoring::dashboard();
+    assert_eq!(dashboard["uid"], "pixel-canvas");
+    assert!(dashboard["title"].is_string());
+    assert!(dashboard["schemaVersion"].as_u64().is_some());
+    assert!(
+        array(&dashboard["templating"]["list"])
+            .iter()
+            .any(|v| v["name"] == "datasource"
+                && v["type"] == "datasource"
+                && v["query"] == "prometheus"),
+        "a Prometheus datasource variable"
+    );
+    let panels = array(&dashboard["panels"]);
+    assert!(panels.len() >= 10, "{} panels", panels.len());
+    let mut ids: Vec<u64> = panels.iter().filter_map(|p| p["id"].as_u64()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), panels.len(), "every panel has a unique id");
+    for panel in panels {
+        let title = &panel["title"];
+        let grid = &panel["gridPos"];
+        assert!(
+            grid["w"].as_u64().is_some_and(|w| w >= 1)
+                && grid["x"]
+                    .as_u64()
+                    .is_some_and(|x| x + grid["w"].as_u64().unwrap_or(0) <= 24)
+                && grid["h"].as_u64().is_some_and(|h| h >= 1),
+            "panel {title}: gridPos {grid}"
+        );
+        let targets = array(&panel["targets"]);
+        assert!(!targets.is_empty(), "panel {title} has no query");
+        for target in targets {
+            let expr = target["expr"].as_str().unwrap_or_default();
+            assert!(
+                monitoring::balanced(expr) && !monitoring::metric_names(expr).is_empty(),
+                "panel {title}: {expr:?}"
+            );
+        }
     }
 }

@@ -411,6 +411,20 @@ async fn cors_is_off_by_default_and_follows_the_allow_list_on_both_services() {
             (None, None),
             "{base}"
         );
+        // A request with no Origin (same origin, or no browser) gets no
+        // CORS header at all.
+        let r = client()
+            .get(format!("{base}/api/config"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let cors_headers: Vec<_> = r
+            .headers()
+            .keys()
+            .filter(|name| name.as_str().starts_with("access-control-"))
+            .collect();
+        assert!(cors_headers.is_empty(), "{base}: {cors_headers:?}");
     }
     // Not on the page or health routes: CORS is for /api.
     let r = client()

@@ -5,6 +5,7 @@ mod harness;
 
 mod api;
 mod auth;
+mod cli;
 mod cluster;
 mod embedded;
 mod faults;
@@ -14,6 +15,7 @@ mod ingress_routes;
 mod k8s;
 mod limits;
 mod loadtest;
+mod metrics;
 mod moderation;
 mod pool;
 mod presence;

@@ -1,13 +1,12 @@
-//! What the manifest tests stand on: `kubectl kustomize`, kubernetes-validate,
+//! What the manifest tests stand on: the rendered kustomizations, kubernetes-validate,
 //! and reading the rendered objects as Kubernetes would (label selectors,
 //! Service ports, Ingress paths).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// The Kubernetes version whose schemas the manifests must pass.
@@ -19,38 +18,32 @@ pub fn repo_root() -> &'static Path {
         .expect("the tests crate sits in the workspace root")
 }
 
-/// `kubectl kustomize <repo>/DIR`: the rendered YAML.
-pub fn kustomize(dir: &str) -> String {
-    let out = Command::new("kubectl")
-        .arg("kustomize")
-        .arg(repo_root().join(dir))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run kubectl ({e}): the manifest tests need kubectl 1.32 (with kustomize) on PATH"
-            )
-        });
-    assert!(
-        out.status.success(),
-        "`kubectl kustomize {dir}` failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("kubectl prints UTF-8")
+/// `<repo>/DIR` rendered as `kubectl kustomize` would (by
+/// [`super::kustomize`]): the objects.
+pub fn kustomize(dir: &str) -> Vec<Value> {
+    super::kustomize::render(&repo_root().join(dir))
 }
 
-/// Every non-empty document of a multi-document YAML stream.
-pub fn documents(yaml: &str) -> Vec<Value> {
-    serde_norway::Deserializer::from_str(yaml)
-        .map(|doc| Value::deserialize(doc).expect("kubectl kustomize printed valid YAML"))
-        .filter(|doc| !doc.is_null())
-        .collect()
+/// The objects as one YAML stream, as kubectl prints them.
+pub fn to_yaml(objects: &[Value]) -> String {
+    super::kustomize::to_yaml(objects)
+}
+
+/// The Python that has kubernetes-validate: the project's virtualenv
+/// (`.venv`, which scripts/test.sh makes), else `python3` on PATH.
+fn python() -> PathBuf {
+    let venv = repo_root().join(".venv/bin/python3");
+    if venv.exists() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
 }
 
 /// `python3 -m kubernetes_validate --strict -k VERSION -` over `yaml`: its
 /// success, and what it printed.
 pub fn kubernetes_validate(yaml: &str) -> (bool, String) {
-    let mut child = Command::new("python3")
+    let mut child = Command::new(python())
         .args([
             "-m",
             "kubernetes_validate",
@@ -78,7 +71,7 @@ pub fn kubernetes_validate(yaml: &str) -> (bool, String) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stderr.contains("No module named kubernetes_validate"),
-        "kubernetes-validate is not installed: `python3 -m pip install kubernetes-validate` (scripts/test.sh does)"
+        "kubernetes-validate is not installed: `python3 -m venv .venv && .venv/bin/pip install kubernetes-validate` (scripts/test.sh does)"
     );
     writer.join().expect("writer thread").unwrap_or_else(|e| {
         panic!("kubernetes-validate did not read the manifests ({e}):\n{stderr}")
@@ -87,16 +80,24 @@ pub fn kubernetes_validate(yaml: &str) -> (bool, String) {
     (out.status.success(), format!("{stdout}{stderr}"))
 }
 
-/// The rendered base (`kubectl kustomize k8s`), once per test run.
+/// The rendered base (`k8s`), once per test run.
 pub fn base() -> &'static Manifests {
     static BASE: OnceLock<Manifests> = OnceLock::new();
-    BASE.get_or_init(|| Manifests(documents(&kustomize("k8s"))))
+    BASE.get_or_init(|| Manifests(kustomize("k8s")))
 }
 
 /// Rendered Kubernetes objects.
 pub struct Manifests(Vec<Value>);
 
 impl Manifests {
+    pub fn new(objects: Vec<Value>) -> Manifests {
+        Manifests(objects)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Value> {
+        self.0.iter()
+    }
+
     pub fn of_kind<'a>(&'a self, kind: &str) -> impl Iterator<Item = &'a Value> + use<'a> {
         let kind = kind.to_owned();
         self.0.iter().filter(move |o| o["kind"] == *kind)
