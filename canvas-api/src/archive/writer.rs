@@ -207,6 +207,9 @@ impl Writer {
     /// still holds every write (the whole history is archived), else the
     /// store's board as it is now.
     async fn begin(&mut self) -> anyhow::Result<()> {
+        // Read before the board: a keyframe's time must not be later than
+        // the first write after it, or no moment would find that write.
+        let taken = now_ms();
         let snapshot = self.store.snapshot().await?;
         let from_start = match self
             .store
@@ -225,17 +228,19 @@ impl Writer {
             None if snapshot.seq == 0 => {
                 self.board = snapshot.rgb.to_vec();
                 self.set_epoch(snapshot.epoch)?;
-                self.roll(0, now_ms()).await
+                self.roll(0, taken).await
             }
             _ => self.restart_from_snapshot().await,
         }
     }
 
     async fn restart_from_snapshot(&mut self) -> anyhow::Result<()> {
+        // Read before the board, as in `begin`.
+        let taken = now_ms();
         let snapshot = self.store.snapshot().await?;
         self.board = snapshot.rgb.to_vec();
         self.set_epoch(snapshot.epoch)?;
-        self.roll(snapshot.seq, now_ms()).await
+        self.roll(snapshot.seq, taken).await
     }
 
     fn set_epoch(&mut self, epoch: String) -> std::io::Result<()> {
