@@ -1,9 +1,10 @@
 //! Who the client is, by IP: the socket's peer, or — only when that peer is
 //! a configured trusted proxy — the address that proxy saw. Every per-IP
 //! limit (sessions, connections, messages, placements) asks here, so they
-//! all agree on who one client is.
+//! all agree on who one client is, and counts it under [`limit_key`], so
+//! they all agree on how much of the address space one client is.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use axum::http::HeaderMap;
 use ipnet::IpNet;
@@ -38,6 +39,20 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         last_trusted = ip;
     }
     last_trusted
+}
+
+/// The address a per-IP limit counts `ip` under: an IPv4 address alone
+/// (IPv4-mapped IPv6 unwrapped), an IPv6 address by its /64, since one host
+/// usually holds a whole /64 and could otherwise open a fresh budget per
+/// address.
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -98,6 +113,21 @@ mod tests {
             client_ip(ip("10.0.0.5"), &HeaderMap::new(), &nets("10.0.0.0/8")),
             ip("10.0.0.5")
         );
+    }
+
+    #[test]
+    fn a_v6_host_is_one_key_per_64_and_mapped_v4_is_v4() {
+        assert_eq!(
+            limit_key(ip("2001:db8:1:2:aaaa::1")),
+            limit_key(ip("2001:db8:1:2:ffff:1:2:3"))
+        );
+        assert_eq!(limit_key(ip("2001:db8:1:2::5")), ip("2001:db8:1:2::"));
+        assert_ne!(
+            limit_key(ip("2001:db8:1:2::1")),
+            limit_key(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(limit_key(ip("::ffff:1.2.3.4")), ip("1.2.3.4"));
+        assert_eq!(limit_key(ip("1.2.3.4")), ip("1.2.3.4"));
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub const MAX_REQUEST_BODY: usize = 64 * 1024;
 pub struct HttpPolicy {
     pub request_timeout: Duration,
     pub cors_origins: Vec<HeaderValue>,
+    /// `HEADER_READ_TIMEOUT_SECS`, for [`crate::listen::ServeLimits`].
+    pub header_read_timeout: Duration,
+    /// `MAX_PENDING_CONNECTIONS_PER_IP`, for [`crate::listen::ServeLimits`].
+    pub max_pending_connections_per_ip: u32,
 }
 
 impl HttpPolicy {
@@ -40,6 +44,8 @@ impl HttpPolicy {
         Ok(HttpPolicy {
             request_timeout: Duration::from_secs(args.request_timeout_secs),
             cors_origins,
+            header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
+            max_pending_connections_per_ip: args.max_pending_connections_per_ip,
         })
     }
 }
@@ -49,6 +55,8 @@ impl Default for HttpPolicy {
         HttpPolicy {
             request_timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),
+            header_read_timeout: Duration::from_secs(10),
+            max_pending_connections_per_ip: 64,
         }
     }
 }

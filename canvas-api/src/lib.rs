@@ -10,6 +10,7 @@ pub mod canvas;
 pub mod client_ip;
 pub mod config;
 pub mod error;
+pub mod gateway_proof;
 pub mod http_policy;
 pub mod listen;
 pub mod maintenance;
@@ -43,6 +44,11 @@ pub struct AppState {
     pub notices: UserNotices,
     /// Session tokens and username claims.
     pub auth: Auth,
+    /// Whether `PUT /api/pixel` believes a gateway's placement proof (the
+    /// client IP it passes, and that it publishes the pixel itself): the
+    /// standalone canvas-api, which gateways call. Never the single
+    /// process, whose public route no gateway calls.
+    pub gateway_proofs: bool,
 }
 
 /// The standalone canvas-api's router.
@@ -59,14 +65,10 @@ pub fn router(state: AppState, policy: &HttpPolicy) -> Router {
 pub async fn run(
     listener: TcpListener,
     router: Router,
+    limits: listen::ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    listen::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        shutdown,
-    )
-    .await
+    listen::serve(listener, router, limits, shutdown).await
 }
 
 /// Opens the store the configuration names: Redis when given, else the

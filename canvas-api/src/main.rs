@@ -71,16 +71,24 @@ async fn main() -> anyhow::Result<()> {
     );
 
     tracing::info!("listening on {}", listener.local_addr()?);
+    let limits = canvas_api::listen::ServeLimits::new(&policy, auth.trusted_proxies());
     let router = canvas_api::router(
         AppState {
             canvas,
             announcer,
             notices,
             auth,
+            gateway_proofs: true,
         },
         &policy,
     );
-    canvas_api::run(listener, router, canvas_api::process::shutdown_signal()).await?;
+    canvas_api::run(
+        listener,
+        router,
+        limits,
+        canvas_api::process::shutdown_signal(),
+    )
+    .await?;
 
     cancel.cancel();
     tracker.close();

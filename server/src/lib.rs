@@ -28,7 +28,6 @@ pub mod subscriber;
 pub mod web;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -195,6 +194,7 @@ impl Gateway {
                 announcer,
                 notices: notices.clone(),
                 auth: auth.clone(),
+                gateway_proofs: false,
             }),
         };
 
@@ -354,7 +354,9 @@ pub async fn run(
     gateway: Gateway,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(gateway.clone());
+    let limits =
+        canvas_api::listen::ServeLimits::new(&gateway.http_policy, gateway.auth.trusted_proxies());
     let token = gateway.shutdown.clone();
     let signal = async move {
         shutdown.await;
@@ -369,7 +371,7 @@ pub async fn run(
     };
     tokio::pin!(grace_over);
 
-    let serving = canvas_api::listen::serve(listener, app, signal);
+    let serving = canvas_api::listen::serve(listener, app, limits, signal);
     tokio::select! {
         result = serving => result?,
         () = &mut grace_over => tracing::warn!("HTTP requests still open after the grace period"),

@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use canvas_api::ApiError;
-use protocol::http::HEADER_PUBLISHED_BY_CALLER;
+use protocol::http::HEADER_GATEWAY_PROOF;
 
 use crate::backend::RemoteCanvas;
 
@@ -82,11 +82,12 @@ async fn forward(
         .collect::<Vec<_>>()
         .join(", ");
     outgoing = outgoing.header("x-forwarded-for", forwarded);
-    // Never let a client suppress the broadcast of its own write.
+    // A client's proof header is never passed on (only this gateway's own
+    // calls carry one), so a client cannot even try one through here.
     debug_assert!(
         !FORWARD_REQUEST
             .iter()
-            .any(|h| h.as_str() == HEADER_PUBLISHED_BY_CALLER)
+            .any(|h| h.as_str() == HEADER_GATEWAY_PROOF)
     );
     let upstream = outgoing
         .send()
