@@ -21,6 +21,7 @@ use protocol::username::is_valid_username;
 use redis::aio::ConnectionManager;
 use sha2::Sha256;
 
+use crate::client_ip::{ForwardedForWatch, client_ip};
 use crate::config::{AuthArgs, AuthMode};
 use crate::error::ApiError;
 use crate::gateway_proof::GatewayKey;
@@ -87,6 +88,7 @@ struct AuthInner {
     sessions_per_hour: u32,
     issued: Mutex<HashMap<IpAddr, (Instant, u32)>>,
     trusted: Vec<ipnet::IpNet>,
+    forwarded_for: Arc<ForwardedForWatch>,
 }
 
 enum Claims {
@@ -167,6 +169,7 @@ impl Auth {
             sessions_per_hour,
             issued: Mutex::default(),
             trusted,
+            forwarded_for: Arc::default(),
         }))
     }
 
@@ -177,6 +180,17 @@ impl Auth {
     /// `TRUSTED_PROXIES`, for [`crate::client_ip::client_ip`].
     pub fn trusted_proxies(&self) -> &[ipnet::IpNet] {
         &self.0.trusted
+    }
+
+    /// The client's IP ([`client_ip`] with `TRUSTED_PROXIES`).
+    pub fn client_ip(&self, peer: IpAddr, headers: &axum::http::HeaderMap) -> IpAddr {
+        client_ip(peer, headers, &self.0.trusted)
+    }
+
+    /// Counts requests that came with an untrusted `X-Forwarded-For`: the
+    /// accept loop shows it every request, `/metrics` renders it.
+    pub fn forwarded_for_watch(&self) -> &Arc<ForwardedForWatch> {
+        &self.0.forwarded_for
     }
 
     fn sign(&self, payload: &str) -> String {

@@ -5,6 +5,7 @@
 //! they all agree on how much of the address space one client is.
 
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::HeaderMap;
 use ipnet::IpNet;
@@ -39,6 +40,52 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         last_trusted = ip;
     }
     last_trusted
+}
+
+/// Notices requests that carry `X-Forwarded-For` from a peer that is not
+/// in `TRUSTED_PROXIES`: the header is then ignored, so if that peer is a
+/// proxy, every client behind it shares one per-IP budget (one person can
+/// use up everyone's sessions). Counted for `/metrics`, and logged as a
+/// warning the first time, so the misconfiguration is loud.
+#[derive(Debug, Default)]
+pub struct ForwardedForWatch {
+    untrusted: AtomicU64,
+}
+
+impl ForwardedForWatch {
+    /// Looks at one request from `peer`.
+    pub fn observe(&self, peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) {
+        let peer = peer.to_canonical();
+        if !headers.contains_key("x-forwarded-for") || trusted.iter().any(|n| n.contains(&peer)) {
+            return;
+        }
+        if self.untrusted.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!(
+                %peer,
+                "a request came with X-Forwarded-For from {peer}, which is not in TRUSTED_PROXIES: \
+                 the header is ignored, so every client behind that proxy shares one per-IP budget \
+                 (sessions, connections, pools); list the proxies in TRUSTED_PROXIES \
+                 (counted in http_untrusted_forwarded_for_total)"
+            );
+        }
+    }
+
+    /// Requests seen with an untrusted `X-Forwarded-For`.
+    pub fn untrusted(&self) -> u64 {
+        self.untrusted.load(Ordering::Relaxed)
+    }
+
+    /// The counter, in Prometheus text.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "# HELP http_untrusted_forwarded_for_total Requests with X-Forwarded-For from a peer not in TRUSTED_PROXIES (the header was ignored).\n\
+             # TYPE http_untrusted_forwarded_for_total counter\n\
+             http_untrusted_forwarded_for_total {}",
+            self.untrusted()
+        );
+    }
 }
 
 /// The address a per-IP limit counts `ip` under: an IPv4 address alone

@@ -27,7 +27,8 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use crate::client_ip::limit_key;
+use crate::auth::Auth;
+use crate::client_ip::{ForwardedForWatch, limit_key};
 use crate::http_policy::HttpPolicy;
 
 /// Pending connections the kernel may queue (it caps this at `somaxconn`).
@@ -62,17 +63,20 @@ pub struct ServeLimits {
     /// not yet sent a whole first request; past it a new one is closed at
     /// once. 0: no limit.
     pub max_pending_per_ip: u32,
-    /// Peers the cap does not apply to (`TRUSTED_PROXIES`): many clients
-    /// arrive through each of them.
-    pub exempt: Vec<IpNet>,
+    /// `TRUSTED_PROXIES`: the cap does not apply to them (many clients
+    /// arrive through each), and only they may send `X-Forwarded-For`.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Shown every request, to count an `X-Forwarded-For` from anyone else.
+    pub forwarded_for: Arc<ForwardedForWatch>,
 }
 
 impl ServeLimits {
-    pub fn new(policy: &HttpPolicy, trusted_proxies: &[IpNet]) -> ServeLimits {
+    pub fn new(policy: &HttpPolicy, auth: &Auth) -> ServeLimits {
         ServeLimits {
             header_read_timeout: policy.header_read_timeout,
             max_pending_per_ip: policy.max_pending_connections_per_ip,
-            exempt: trusted_proxies.to_vec(),
+            trusted_proxies: auth.trusted_proxies().to_vec(),
+            forwarded_for: auth.forwarded_for_watch().clone(),
         }
     }
 }
@@ -86,6 +90,7 @@ pub async fn serve(
     limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    let limits = Arc::new(limits);
     let pending = Arc::new(PendingConnections {
         max_per_ip: limits.max_pending_per_ip,
         ips: Mutex::default(),
@@ -108,7 +113,10 @@ pub async fn serve(
         };
         // Failure only costs latency; the connection still works.
         let _ = tcp.set_nodelay(true);
-        let exempt = limits.exempt.iter().any(|net| net.contains(&peer.ip()));
+        let exempt = limits
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&peer.ip().to_canonical()));
         let slot = if exempt || limits.max_pending_per_ip == 0 {
             None
         } else {
@@ -124,7 +132,7 @@ pub async fn serve(
             tcp,
             peer,
             router.clone(),
-            limits.header_read_timeout,
+            limits.clone(),
             slot,
             stop_rx.clone(),
             done_rx.clone(),
@@ -142,7 +150,7 @@ async fn serve_connection(
     tcp: tokio::net::TcpStream,
     peer: SocketAddr,
     router: Router,
-    header_read_timeout: Duration,
+    limits: Arc<ServeLimits>,
     slot: Option<PendingSlot>,
     mut stop: watch::Receiver<()>,
     _done: watch::Receiver<()>,
@@ -150,8 +158,12 @@ async fn serve_connection(
     // The first request releases the connection's pending slot (before the
     // handler runs); closing releases it too.
     let slot = Arc::new(Mutex::new(slot));
+    let header_read_timeout = limits.header_read_timeout;
     let service = router.map_request(move |mut request: Request<Incoming>| {
         slot.lock().expect("not poisoned").take();
+        limits
+            .forwarded_for
+            .observe(peer.ip(), request.headers(), &limits.trusted_proxies);
         request.extensions_mut().insert(ConnectInfo(peer));
         request.map(Body::new)
     });

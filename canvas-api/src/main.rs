@@ -70,8 +70,15 @@ async fn main() -> anyhow::Result<()> {
         cancel.clone(),
     );
 
+    if config.auth.trusted_proxies.is_none() {
+        tracing::warn!(
+            "TRUSTED_PROXIES is unset: X-Forwarded-For is ignored, so behind gateways or an \
+             ingress every client shares one per-IP budget (SESSIONS_PER_HOUR_PER_IP, \
+             IP_POOL_SIZE); list their addresses in TRUSTED_PROXIES"
+        );
+    }
     tracing::info!("listening on {}", listener.local_addr()?);
-    let limits = canvas_api::listen::ServeLimits::new(&policy, auth.trusted_proxies());
+    let limits = canvas_api::listen::ServeLimits::new(&policy, &auth);
     let router = canvas_api::router(
         AppState {
             canvas,

@@ -21,7 +21,6 @@ use protocol::username::is_valid_username;
 
 use crate::AppState;
 use crate::auth::{bearer, now_ms};
-use crate::client_ip::client_ip;
 use crate::error::ApiError;
 use crate::gateway_proof::PlacementClaim;
 use crate::render;
@@ -88,7 +87,7 @@ async fn session(
         ApiError::BadRequest(format!("the body must be JSON {{\"username\"}}: {e}"))
     })?;
     let current = bearer(&headers)?;
-    let client = client_ip(peer.ip(), &headers, state.auth.trusted_proxies());
+    let client = state.auth.client_ip(peer.ip(), &headers);
     let (token, expires_at) = state.auth.issue(&req.username, current, client).await?;
     Ok(Json(SessionResponse {
         token,
@@ -163,7 +162,7 @@ async fn place_pixel(
                 .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
             ip
         }
-        None => Some(client_ip(peer.ip(), &headers, state.auth.trusted_proxies())),
+        None => Some(state.auth.client_ip(peer.ip(), &headers)),
     };
     let over_http = proof.is_none();
     let event = match state
@@ -350,6 +349,7 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
     state.canvas.metrics().render(&mut out);
+    state.auth.forwarded_for_watch().render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

@@ -355,8 +355,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(gateway.clone());
-    let limits =
-        canvas_api::listen::ServeLimits::new(&gateway.http_policy, gateway.auth.trusted_proxies());
+    let limits = canvas_api::listen::ServeLimits::new(&gateway.http_policy, &gateway.auth);
     let token = gateway.shutdown.clone();
     let signal = async move {
         shutdown.await;

@@ -15,7 +15,6 @@ use axum::routing::{any, get};
 use protocol::close;
 use protocol::username::is_valid_username;
 
-use crate::client_ip::client_ip;
 use crate::connection::{self, Identity, guest_name};
 use crate::{ApiMode, Gateway, web};
 
@@ -104,7 +103,7 @@ fn accept(
         gw.metrics.connections_refused.inc();
         return (StatusCode::SERVICE_UNAVAILABLE, "gateway shutting down").into_response();
     }
-    let ip = client_ip(peer.ip(), headers, gw.auth.trusted_proxies());
+    let ip = gw.auth.client_ip(peer.ip(), headers);
     let Some(ip_slot) = gw.ip_limits.connect(ip) else {
         gw.metrics.connections_refused.inc();
         let detail = protocol::http::ErrorDetail {
@@ -198,5 +197,6 @@ async fn metrics(State(gw): State<Gateway>) -> Response {
     if let ApiMode::Local(state) = &gw.api {
         state.canvas.metrics().render(&mut out);
     }
+    gw.auth.forwarded_for_watch().render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -475,3 +475,28 @@ fn dockerfile_builds_both_binaries_in_stages_and_runs_them_as_the_manifests_user
         );
     }
 }
+
+#[test]
+fn canvas_api_and_gateways_believe_x_forwarded_for_from_the_pod_network() {
+    // Without it, every client behind the ingress (and, for canvas-api,
+    // behind the gateways' pass-through) shares one per-IP budget: one
+    // person could use up everyone's sessions.
+    for (deployment, container_name) in [("canvas-api", "canvas-api"), ("gateway", "gateway")] {
+        let c = container(base().get("Deployment", deployment), container_name);
+        let list = env_literal(c, "TRUSTED_PROXIES");
+        let nets = canvas_api::config::parse_cidrs(list)
+            .unwrap_or_else(|e| panic!("{deployment}: TRUSTED_PROXIES: {e}"));
+        for pod in ["10.244.1.7", "172.17.0.3", "192.168.3.4"] {
+            let ip: std::net::IpAddr = pod.parse().unwrap();
+            assert!(
+                nets.iter().any(|n| n.contains(&ip)),
+                "{deployment}: TRUSTED_PROXIES {list} leaves out the pod address {pod}"
+            );
+        }
+        let public: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+        assert!(
+            !nets.iter().any(|n| n.contains(&public)),
+            "{deployment}: TRUSTED_PROXIES {list} trusts public addresses"
+        );
+    }
+}

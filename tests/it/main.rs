@@ -8,6 +8,7 @@ mod auth;
 mod cluster;
 mod embedded;
 mod faults;
+mod forwarded_for;
 mod gateway;
 mod gateway_proof;
 mod ipv6_limits;
