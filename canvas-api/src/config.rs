@@ -69,6 +69,15 @@ pub struct CanvasArgs {
           value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
     pub ip_pool_refill_ms: u64,
 
+    /// Placements over HTTP (`PUT /api/pixel`, not those a gateway makes
+    /// for its WebSockets) one client IP (IPv6: one /64) may make per
+    /// second, in this process (a token bucket, one second of burst); past
+    /// it, 429 `rate_limited`. Stops scripts that rotate usernames. 0: no
+    /// limit.
+    #[arg(long = "http-placements-per-sec-per-ip", env = "HTTP_PLACEMENTS_PER_SEC_PER_IP", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub http_placements_per_sec_per_ip: u32,
+
     /// Bearer token of the moderation API (`/api/admin/*`); unset disables
     /// moderation. At least 16 characters.
     #[arg(long = "admin-token", env = "ADMIN_TOKEN", hide_env_values = true)]
@@ -586,6 +595,7 @@ mod tests {
             pool_refill_ms: 0,
             ip_pool_size: 0,
             ip_pool_refill_ms: 0,
+            http_placements_per_sec_per_ip: 20,
             admin_token: None,
         };
         assert!(canvas.validate().unwrap_err().contains("CANVAS_WIDTH"));

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod moderation;
 pub mod notices;
 pub mod palette;
+pub mod placement_rate;
 pub mod process;
 pub mod render;
 pub mod routes;
@@ -49,6 +50,8 @@ pub struct AppState {
     /// standalone canvas-api, which gateways call. Never the single
     /// process, whose public route no gateway calls.
     pub gateway_proofs: bool,
+    /// `HTTP_PLACEMENTS_PER_SEC_PER_IP`: placements over HTTP per client IP.
+    pub http_placements: std::sync::Arc<placement_rate::PlacementRate>,
 }
 
 /// The standalone canvas-api's router.

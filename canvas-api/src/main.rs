@@ -86,6 +86,9 @@ async fn main() -> anyhow::Result<()> {
             notices,
             auth,
             gateway_proofs: true,
+            http_placements: std::sync::Arc::new(canvas_api::placement_rate::PlacementRate::new(
+                config.canvas.http_placements_per_sec_per_ip,
+            )),
         },
         &policy,
     );

@@ -162,7 +162,11 @@ async fn place_pixel(
                 .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
             ip
         }
-        None => Some(state.auth.client_ip(peer.ip(), &headers)),
+        None => {
+            let ip = state.auth.client_ip(peer.ip(), &headers);
+            state.http_placements.take(ip)?;
+            Some(ip)
+        }
     };
     let over_http = proof.is_none();
     let event = match state

@@ -263,13 +263,17 @@ pub async fn serve(
                         tracing::debug!(error = %e, "WebSocket read failed");
                         if is_capacity_error(&e) {
                             let _ = write_all(&mut socket, vec![close_frame(close::MESSAGE_TOO_BIG, "frame too large")], &gw).await;
+                        } else if crate::decode::is_invalid_utf8(&e) {
+                            let _ = write_all(&mut socket, vec![close_frame(close::INVALID_PAYLOAD, "a text frame must be UTF-8")], &gw).await;
                         }
                     }
                     break;
                 };
                 gw.metrics.messages_in.inc();
                 heard = tick;
-                if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+                // Every frame but the close counts: a flood of pings costs
+                // the gateway as much as one of messages.
+                if !matches!(msg, Message::Close(_)) {
                     match ip_slot.message() {
                         Verdict::Allow => {}
                         Verdict::Limited { retry_after_ms } => {

@@ -6,6 +6,7 @@
 //! [`hub`]). With no Redis and no separate canvas-api configured, this one
 //! process is the whole product, serving the web client and `/api` too.
 
+pub mod admission;
 pub mod backend;
 pub mod bus;
 pub mod client_ip;
@@ -90,6 +91,9 @@ pub struct GatewayInner {
     pub ip_limits: Arc<IpLimits>,
     /// The idle-timeout clock (None: no idle timeout).
     pub idle_clock: Option<IdleClock>,
+    /// The most events a Last-Event-ID replay sends; further behind, the
+    /// stream gets `resync` instead.
+    pub sse_max_replay: u64,
     /// The largest client message, in bytes (1009 past it).
     pub max_frame_bytes: usize,
     /// How long a write to a client may wait for its socket.
@@ -195,6 +199,9 @@ impl Gateway {
                 notices: notices.clone(),
                 auth: auth.clone(),
                 gateway_proofs: false,
+                http_placements: Arc::new(canvas_api::placement_rate::PlacementRate::new(
+                    config.canvas.http_placements_per_sec_per_ip,
+                )),
             }),
         };
 
@@ -266,6 +273,7 @@ impl Gateway {
                 config.messages_per_sec_per_ip,
             ),
             idle_clock,
+            sse_max_replay: config.sse_max_replay,
             max_frame_bytes: config.max_frame_bytes as usize,
             write_timeout: Duration::from_secs(config.write_timeout_secs),
             placement_slots: Arc::new(Semaphore::new(config.max_placements_in_flight as usize)),

@@ -5,6 +5,9 @@ use canvas_api::metrics::{Counter, Gauge, Latency, write_counter, write_latency}
 #[derive(Debug, Default)]
 pub struct GatewayMetrics {
     pub connections: Gauge,
+    /// Open SSE streams (`/api/events`); with `connections`, what
+    /// `MAX_CONNECTIONS` bounds.
+    pub sse_streams: Gauge,
     pub connections_total: Counter,
     pub connections_refused: Counter,
     pub messages_in: Counter,
@@ -38,6 +41,13 @@ impl GatewayMetrics {
             "Open WebSocket connections.",
             "gauge",
             self.connections.get(),
+        );
+        write_counter(
+            out,
+            "gateway_sse_streams",
+            "Open SSE streams (/api/events).",
+            "gauge",
+            self.sse_streams.get(),
         );
         write_counter(
             out,

@@ -16,7 +16,7 @@ use protocol::close;
 use protocol::username::is_valid_username;
 
 use crate::connection::{self, Identity, guest_name};
-use crate::{ApiMode, Gateway, web};
+use crate::{ApiMode, Gateway, admission, web};
 
 /// tungstenite allocates its read buffer eagerly per connection (and
 /// zero-fills it before each read); client frames are small, so a small
@@ -103,20 +103,14 @@ fn accept(
         gw.metrics.connections_refused.inc();
         return (StatusCode::SERVICE_UNAVAILABLE, "gateway shutting down").into_response();
     }
-    let ip = gw.auth.client_ip(peer.ip(), headers);
-    let Some(ip_slot) = gw.ip_limits.connect(ip) else {
+    if let Err(refused) = admission::check_origin(headers, &gw.http_policy.cors_origins) {
         gw.metrics.connections_refused.inc();
-        let detail = protocol::http::ErrorDetail {
-            code: protocol::ErrorCode::RateLimited,
-            message: "too many connections from your address; close one or retry later".into(),
-            retry_after_ms: Some(10_000),
-        };
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, "10")],
-            axum::Json(protocol::http::ErrorBody { error: detail }),
-        )
-            .into_response();
+        return refused.into_response();
+    }
+    let ip = gw.auth.client_ip(peer.ip(), headers);
+    let ip_slot = match admission::ip_slot(&gw, ip) {
+        Ok(slot) => slot,
+        Err(refused) => return refused.into_response(),
     };
     // A token decides who the connection is; a bad one is told so by a
     // close frame (4001), which a browser can read and an HTTP error is not.
@@ -153,7 +147,7 @@ fn accept(
                     return;
                 }
             };
-            if gw.metrics.connections.get() as usize >= gw.max_connections {
+            if admission::at_capacity(&gw) {
                 gw.metrics.connections_refused.inc();
                 let _ = socket
                     .send(Message::Close(Some(CloseFrame {
