@@ -149,10 +149,15 @@ http {
   upstream gateways {
 $(for p in "${gateway_ports[@]}"; do echo "    server 127.0.0.1:$p;"; done)
     keepalive 32;
+    # Under the services' HEADER_READ_TIMEOUT_SECS (10 s), after which they
+    # close an idle connection: nginx lets it go first, so no request is
+    # sent on a connection the service is closing.
+    keepalive_timeout 5s;
   }
   upstream canvas_api {
 $(for p in "${api_ports[@]}"; do echo "    server 127.0.0.1:$p;"; done)
     keepalive 64;
+    keepalive_timeout 5s;
   }
 
   # What players and load tests use: the Ingress's routes.

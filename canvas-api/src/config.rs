@@ -391,7 +391,7 @@ pub struct HttpArgs {
     /// Connections one client IP (IPv6: one /64) may hold open before it
     /// has sent a whole first request; past it a new one is closed at once.
     /// Peers in TRUSTED_PROXIES are exempt. 0: no limit.
-    #[arg(long = "max-pending-connections-per-ip", env = "MAX_PENDING_CONNECTIONS_PER_IP", default_value_t = 64,
+    #[arg(long = "max-pending-connections-per-ip", env = "MAX_PENDING_CONNECTIONS_PER_IP", default_value_t = 256,
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub max_pending_connections_per_ip: u32,
 }
@@ -449,7 +449,7 @@ mod tests {
             request_timeout_secs: 1,
             cors_allowed_origins: Some(v.into()),
             header_read_timeout_secs: 10,
-            max_pending_connections_per_ip: 64,
+            max_pending_connections_per_ip: 256,
         };
         assert_eq!(
             http("https://a.example, http://localhost:3000")

@@ -57,7 +57,7 @@ impl Default for HttpPolicy {
             request_timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),
             header_read_timeout: Duration::from_secs(10),
-            max_pending_connections_per_ip: 64,
+            max_pending_connections_per_ip: 256,
         }
     }
 }

@@ -20,7 +20,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use ipnet::IpNet;
 use tokio::net::{TcpListener, TcpSocket};
@@ -159,24 +159,37 @@ async fn serve_connection(
     // handler runs); closing releases it too.
     let slot = Arc::new(Mutex::new(slot));
     let header_read_timeout = limits.header_read_timeout;
-    let service = router.map_request(move |mut request: Request<Incoming>| {
-        slot.lock().expect("not poisoned").take();
-        limits
-            .forwarded_for
-            .observe(peer.ip(), request.headers(), &limits.trusted_proxies);
-        request.extensions_mut().insert(ConnectInfo(peer));
-        request.map(Body::new)
-    });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout);
-    let connection = builder
+    let activity = Arc::new(Activity::new());
+    let on_request = activity.clone();
+    let service = router
+        .map_request(move |mut request: Request<Incoming>| {
+            slot.lock().expect("not poisoned").take();
+            limits
+                .forwarded_for
+                .observe(peer.ip(), request.headers(), &limits.trusted_proxies);
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request.map(Body::new)
+        })
+        .map_response(move |response: axum::response::Response| {
+            // In flight until hyper has written the whole body (an SSE
+            // stream: for as long as it lives) and dropped it.
+            let guard = InFlight::start(on_request.clone());
+            response.map(|body| {
+                Body::new(GuardedBody {
+                    body,
+                    _guard: guard,
+                })
+            })
+        });
+    let connection = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(service))
         .with_upgrades();
     tokio::pin!(connection);
     let mut stopping = false;
     loop {
+        // Nothing in flight: the next request head is due within the
+        // timeout of the last response (or of the connection's start).
+        let deadline = activity.idle_deadline(header_read_timeout);
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(e) = result {
@@ -184,11 +197,88 @@ async fn serve_connection(
                 }
                 break;
             }
+            () = tokio::time::sleep_until(deadline) => {
+                if activity.idle_deadline(header_read_timeout) <= tokio::time::Instant::now() {
+                    tracing::debug!(%peer, "no whole request head within HEADER_READ_TIMEOUT_SECS; closed");
+                    break;
+                }
+            }
             _ = stop.changed(), if !stopping => {
                 stopping = true;
                 connection.as_mut().graceful_shutdown();
             }
         }
+    }
+}
+
+/// When a connection last had nothing in flight, and how much it has.
+/// hyper's own header-read timeout is not used: with it, upgraded
+/// connections (WebSockets) were not let go.
+struct Activity {
+    state: Mutex<(usize, tokio::time::Instant)>,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            state: Mutex::new((0, tokio::time::Instant::now())),
+        }
+    }
+
+    /// While a request is in flight, a check a whole timeout from now;
+    /// otherwise the moment the connection has been idle for the timeout.
+    fn idle_deadline(&self, timeout: Duration) -> tokio::time::Instant {
+        let (in_flight, idle_since) = *self.state.lock().expect("not poisoned");
+        if in_flight > 0 {
+            tokio::time::Instant::now() + timeout
+        } else {
+            idle_since + timeout
+        }
+    }
+}
+
+/// One request in flight on a connection, from its response's start until
+/// its body is dropped.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(activity: Arc<Activity>) -> InFlight {
+        activity.state.lock().expect("not poisoned").0 += 1;
+        InFlight(activity)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut state = self.0.state.lock().expect("not poisoned");
+        state.0 -= 1;
+        state.1 = tokio::time::Instant::now();
+    }
+}
+
+/// A response body that keeps its request counted as in flight.
+struct GuardedBody {
+    body: Body,
+    _guard: InFlight,
+}
+
+impl hyper::body::Body for GuardedBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -500,3 +500,16 @@ fn canvas_api_and_gateways_believe_x_forwarded_for_from_the_pod_network() {
         );
     }
 }
+
+#[test]
+fn the_ingress_ends_idle_keep_alive_connections_before_the_services_do() {
+    // ingress-nginx keeps idle upstream connections 60 s; a service that
+    // closed them sooner could close one as a request is sent on it.
+    for (deployment, container_name) in [("canvas-api", "canvas-api"), ("gateway", "gateway")] {
+        let c = container(base().get("Deployment", deployment), container_name);
+        assert!(
+            env_number(c, "HEADER_READ_TIMEOUT_SECS") > 60,
+            "{deployment}: HEADER_READ_TIMEOUT_SECS must outlast ingress-nginx's upstream keep-alive"
+        );
+    }
+}

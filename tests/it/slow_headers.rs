@@ -132,3 +132,30 @@ async fn one_address_may_hold_only_so_many_unfinished_connections() {
     again.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"HTTP/1.1 200");
 }
+
+#[tokio::test]
+async fn a_slow_second_request_is_closed_but_a_long_stream_lives_on() {
+    let (server, _dir) = single_process("slow-second", &[("HEADER_READ_TIMEOUT_SECS", "1")]).await;
+    // A whole first request, then a second that never finishes.
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 12];
+    stream.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 200");
+    stream.write_all(PARTIAL).await.unwrap();
+    assert!(
+        closed_within(&mut stream, Duration::from_secs(1) + MARGIN).await,
+        "a partial second request head was waited for"
+    );
+    // An SSE stream is one request in flight, however long it lasts: it
+    // outlives the timeout and still gets what is placed after it.
+    let mut events = crate::harness::SseStream::open(&server.http(), "", None).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let r = crate::harness::http::put_pixel(&server.http(), 3, 3, "#000000", "late").await;
+    assert_eq!(r.status(), 200);
+    let (_, pixel) = events.next_pixel().await;
+    assert_eq!((pixel.x, pixel.y), (3, 3));
+}
