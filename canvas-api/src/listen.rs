@@ -171,6 +171,12 @@ async fn serve_connection(
             request.map(Body::new)
         })
         .map_response(move |response: axum::response::Response| {
+            // An upgraded connection (a WebSocket) is its handler's from
+            // now on; hyper may hand it over only later, so it must never
+            // be cut here.
+            if response.status() == axum::http::StatusCode::SWITCHING_PROTOCOLS {
+                on_request.upgraded();
+            }
             // In flight until hyper has written the whole body (an SSE
             // stream: for as long as it lives) and dropped it.
             let guard = InFlight::start(on_request.clone());
@@ -197,7 +203,7 @@ async fn serve_connection(
                 }
                 break;
             }
-            () = tokio::time::sleep_until(deadline) => {
+            () = tokio::time::sleep_until(deadline), if !activity.is_upgraded() => {
                 if activity.idle_deadline(header_read_timeout) <= tokio::time::Instant::now() {
                     tracing::debug!(%peer, "no whole request head within HEADER_READ_TIMEOUT_SECS; closed");
                     break;
@@ -211,18 +217,29 @@ async fn serve_connection(
     }
 }
 
-/// When a connection last had nothing in flight, and how much it has.
-/// hyper's own header-read timeout is not used: with it, upgraded
-/// connections (WebSockets) were not let go.
+/// When a connection last had nothing in flight, how much it has, and
+/// whether it was upgraded. hyper's own header-read timeout is not used:
+/// with it, upgraded connections (WebSockets) were cut.
 struct Activity {
     state: Mutex<(usize, tokio::time::Instant)>,
+    upgraded: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
     fn new() -> Activity {
         Activity {
             state: Mutex::new((0, tokio::time::Instant::now())),
+            upgraded: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    fn upgraded(&self) {
+        self.upgraded
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn is_upgraded(&self) -> bool {
+        self.upgraded.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// While a request is in flight, a check a whole timeout from now;

@@ -159,3 +159,17 @@ async fn a_slow_second_request_is_closed_but_a_long_stream_lives_on() {
     let (_, pixel) = events.next_pixel().await;
     assert_eq!((pixel.x, pixel.y), (3, 3));
 }
+
+#[tokio::test]
+async fn a_websocket_outlives_the_header_timeout_even_unread() {
+    let (server, _dir) = single_process("ws-outlives", &[("HEADER_READ_TIMEOUT_SECS", "1")]).await;
+    let mut ws = crate::harness::WsClient::connect(&server.ws(), None).await;
+    // Past the timeout without reading a frame or sending one.
+    tokio::time::sleep(Duration::from_secs(1) + MARGIN).await;
+    let r = crate::harness::http::put_pixel(&server.http(), 4, 4, "#000000", "later").await;
+    assert_eq!(r.status(), 200);
+    ws.expect("the pixel placed after the timeout", |m| {
+        crate::harness::client::pixel_event(m, 4, 4).is_some()
+    })
+    .await;
+}
