@@ -41,6 +41,7 @@ export COOLDOWN_MS=0 PALETTE=any RUST_LOG=${RUST_LOG:-warn}
 # Every load-test client comes from loopback: per-IP limits would measure
 # themselves, not the system (set them to measure them).
 export MAX_CONNECTIONS_PER_IP=${MAX_CONNECTIONS_PER_IP:-0} MESSAGES_PER_SEC_PER_IP=${MESSAGES_PER_SEC_PER_IP:-0}
+export HTTP_PLACEMENTS_PER_SEC_PER_IP=${HTTP_PLACEMENTS_PER_SEC_PER_IP:-0} MAX_PENDING_CONNECTIONS_PER_IP=${MAX_PENDING_CONNECTIONS_PER_IP:-0}
 
 urls=()
 case "$topology" in

@@ -18,6 +18,8 @@
 #                     few clients over every gateway, which tests rely on)
 #   CLUSTER_BIN_DIR   where `server` and `canvas-api` are; when unset, the
 #                     release binaries are built first
+#   TRUSTED_PROXIES   who may set X-Forwarded-For    (default 127.0.0.1/32:
+#                     nginx and the gateways)
 # Every other variable (COOLDOWN_MS, PRESENCE_TTL_SECS, SHUTDOWN_DRAIN_MS,
 # RUST_LOG, ...) passes through to the services.
 #
@@ -32,6 +34,10 @@ dir=$(cd "$dir" && pwd)
 port=${CLUSTER_PORT:-8000}
 gateways=${CLUSTER_GATEWAYS:-3}
 apis=${CLUSTER_APIS:-2}
+# nginx and the gateways call from 127.0.0.1, so the services believe its
+# X-Forwarded-For (as the Kubernetes base trusts the pod network); clients
+# are told apart by connecting from other loopback addresses (127.0.0.2, …).
+trusted_proxies=${TRUSTED_PROXIES:-127.0.0.1/32}
 pids="$dir/pids"
 logs="$dir/logs"
 
@@ -143,10 +149,15 @@ http {
   upstream gateways {
 $(for p in "${gateway_ports[@]}"; do echo "    server 127.0.0.1:$p;"; done)
     keepalive 32;
+    # Under the services' HEADER_READ_TIMEOUT_SECS (10 s), after which they
+    # close an idle connection: nginx lets it go first, so no request is
+    # sent on a connection the service is closing.
+    keepalive_timeout 5s;
   }
   upstream canvas_api {
 $(for p in "${api_ports[@]}"; do echo "    server 127.0.0.1:$p;"; done)
     keepalive 64;
+    keepalive_timeout 5s;
   }
 
   # What players and load tests use: the Ingress's routes.
@@ -158,7 +169,9 @@ $(for p in "${api_ports[@]}"; do echo "    server 127.0.0.1:$p;"; done)
     # Server-sent events come from the gateways, unbuffered.
     location = /api/events {
       proxy_pass http://gateways;
+      proxy_set_header Host \$http_host;
       proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
       proxy_buffering off;
       proxy_read_timeout 3600s;
     }
@@ -170,10 +183,12 @@ $(for p in "${api_ports[@]}"; do echo "    server 127.0.0.1:$p;"; done)
     location /api/ {
       proxy_pass http://canvas_api;
       proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
     }
     # WebSockets (on /ws and /) and the web client.
     location / {
       proxy_pass http://gateways;
+      proxy_set_header Host \$http_host;
       proxy_set_header Upgrade \$http_upgrade;
       proxy_set_header Connection \$connection_upgrade;
       proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
@@ -240,7 +255,7 @@ up() {
     p=$(free_port)
     api_ports+=("$p")
     start "canvas-api-$i" env -u REDIS_HOST -u DATA_DIR REDIS_URL="$redis_url" \
-      LISTEN_ADDR="127.0.0.1:$p" "$bin/canvas-api"
+      TRUSTED_PROXIES="$trusted_proxies" LISTEN_ADDR="127.0.0.1:$p" "$bin/canvas-api"
   done
   for i in $(seq 1 "$apis"); do wait_ready "canvas-api-$i" "http://127.0.0.1:${api_ports[$((i - 1))]}"; done
 
@@ -262,7 +277,7 @@ up() {
   for i in $(seq 1 "$gateways"); do
     local p=${gateway_ports[$((i - 1))]}
     start "gateway-$i" env -u REDIS_HOST -u DATA_DIR REDIS_URL="$redis_url" POD_ID="gateway-$i" \
-      CANVAS_API_URL="http://127.0.0.1:$api_service" LISTEN_ADDR="127.0.0.1:$p" "$bin/server"
+      TRUSTED_PROXIES="$trusted_proxies" CANVAS_API_URL="http://127.0.0.1:$api_service" LISTEN_ADDR="127.0.0.1:$p" "$bin/server"
     echo "GATEWAY_${i}_URL=http://127.0.0.1:$p" >>"$dir/cluster.env"
     echo "GATEWAY_${i}_POD=gateway-$i" >>"$dir/cluster.env"
   done

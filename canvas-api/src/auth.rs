@@ -21,17 +21,18 @@ use protocol::username::is_valid_username;
 use redis::aio::ConnectionManager;
 use sha2::Sha256;
 
+use crate::client_ip::{ForwardedForWatch, client_ip};
 use crate::clock::now_ms;
 use crate::config::{AuthArgs, AuthMode};
 use crate::error::ApiError;
+use crate::gateway_proof::GatewayKey;
 
 type HmacSha256 = Hmac<Sha256>;
 
 /// Longer than any token this code issues; a longer one is not even parsed.
 const MAX_TOKEN_LEN: usize = 256;
-/// How long a token a gateway mints for its own call to canvas-api lives.
-const INTERNAL_TOKEN_TTL: Duration = Duration::from_secs(60);
-/// The session id of tokens a gateway mints for itself (never a claim).
+/// The session id of the tokens earlier gateways minted for their own
+/// calls (never a claim on a name).
 const INTERNAL_SESSION: &str = "gateway";
 /// The file, in `DATA_DIR`, holding the generated secret of the single
 /// process.
@@ -81,11 +82,14 @@ pub struct Auth(Arc<AuthInner>);
 struct AuthInner {
     mode: AuthMode,
     key: HmacSha256,
+    /// Signs and checks gateways' placement proofs.
+    gateway_key: GatewayKey,
     ttl: Duration,
     claims: Claims,
     sessions_per_hour: u32,
     issued: Mutex<HashMap<IpAddr, (Instant, u32)>>,
     trusted: Vec<ipnet::IpNet>,
+    forwarded_for: Arc<ForwardedForWatch>,
 }
 
 enum Claims {
@@ -154,11 +158,13 @@ impl Auth {
         Auth(Arc::new(AuthInner {
             mode,
             key: HmacSha256::new_from_slice(secret).expect("HMAC takes any key length"),
+            gateway_key: GatewayKey::from_secret(secret),
             ttl,
             claims,
             sessions_per_hour,
             issued: Mutex::default(),
             trusted,
+            forwarded_for: Arc::default(),
         }))
     }
 
@@ -169,6 +175,17 @@ impl Auth {
     /// `TRUSTED_PROXIES`, for [`crate::client_ip::client_ip`].
     pub fn trusted_proxies(&self) -> &[ipnet::IpNet] {
         &self.0.trusted
+    }
+
+    /// The client's IP ([`client_ip`] with `TRUSTED_PROXIES`).
+    pub fn client_ip(&self, peer: IpAddr, headers: &axum::http::HeaderMap) -> IpAddr {
+        client_ip(peer, headers, &self.0.trusted)
+    }
+
+    /// Counts requests that came with an untrusted `X-Forwarded-For`: the
+    /// accept loop shows it every request, `/metrics` renders it.
+    pub fn forwarded_for_watch(&self) -> &Arc<ForwardedForWatch> {
+        &self.0.forwarded_for
     }
 
     fn sign(&self, payload: &str) -> String {
@@ -183,12 +200,12 @@ impl Auth {
         format!("{payload}.{sig}")
     }
 
-    /// A short-lived token a gateway sends with a placement it makes for a
-    /// connection it has already identified, so canvas-api need not trust
-    /// a bare username (nor the gateway hold its clients' tokens).
-    pub fn mint_internal(&self, username: &str) -> String {
-        let expires = now_ms() + INTERNAL_TOKEN_TTL.as_millis() as u64;
-        self.token(username, INTERNAL_SESSION, expires)
+    /// The key of gateways' placement proofs: a gateway signs the
+    /// placements it makes for connections it has already identified, so
+    /// canvas-api need not trust a bare username or client IP (nor the
+    /// gateway hold its clients' tokens).
+    pub fn gateway_key(&self) -> &GatewayKey {
+        &self.0.gateway_key
     }
 
     /// Checks a token's signature (in constant time) and expiry.
@@ -277,7 +294,10 @@ impl Auth {
         if issued.len() > 10_000 {
             issued.retain(|_, (start, _)| now.duration_since(*start) < ISSUE_WINDOW);
         }
-        let entry = issued.entry(client).or_insert((now, 0));
+        // One client per IPv4 address or IPv6 /64, as every per-IP limit.
+        let entry = issued
+            .entry(crate::client_ip::limit_key(client))
+            .or_insert((now, 0));
         if now.duration_since(entry.0) >= ISSUE_WINDOW {
             *entry = (now, 0);
         }
@@ -485,8 +505,9 @@ mod tests {
             a.verify(&renewed).unwrap().session_id,
             a.verify(&first).unwrap().session_id
         );
-        // A gateway's own token is no claim on the name.
-        let internal = a.mint_internal("bob");
+        // A token an earlier gateway minted for itself is no claim on the
+        // name.
+        let internal = a.token("bob", INTERNAL_SESSION, now_ms() + 60_000);
         assert!(a.issue("bob", Some(&internal), ip).await.is_err());
     }
 
@@ -509,5 +530,12 @@ mod tests {
         a.issue("u3", None, IpAddr::from([8, 8, 8, 8]))
             .await
             .unwrap();
+        // Every address of one IPv6 /64 is one client.
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        a.issue("v1", None, v6("2001:db8::1")).await.unwrap();
+        a.issue("v2", None, v6("2001:db8::2:3")).await.unwrap();
+        let e = a.issue("v3", None, v6("2001:db8::ffff")).await.unwrap_err();
+        assert!(matches!(e, ApiError::RateLimited { .. }), "{e:?}");
+        a.issue("v3", None, v6("2001:db8:0:1::1")).await.unwrap();
     }
 }

@@ -1,9 +1,11 @@
 //! Who the client is, by IP: the socket's peer, or — only when that peer is
 //! a configured trusted proxy — the address that proxy saw. Every per-IP
 //! limit (sessions, connections, messages, placements) asks here, so they
-//! all agree on who one client is.
+//! all agree on who one client is, and counts it under [`limit_key`], so
+//! they all agree on how much of the address space one client is.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::HeaderMap;
 use ipnet::IpNet;
@@ -38,6 +40,66 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         last_trusted = ip;
     }
     last_trusted
+}
+
+/// Notices requests that carry `X-Forwarded-For` from a peer that is not
+/// in `TRUSTED_PROXIES`: the header is then ignored, so if that peer is a
+/// proxy, every client behind it shares one per-IP budget (one person can
+/// use up everyone's sessions). Counted for `/metrics`, and logged as a
+/// warning the first time, so the misconfiguration is loud.
+#[derive(Debug, Default)]
+pub struct ForwardedForWatch {
+    untrusted: AtomicU64,
+}
+
+impl ForwardedForWatch {
+    /// Looks at one request from `peer`.
+    pub fn observe(&self, peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) {
+        let peer = peer.to_canonical();
+        if !headers.contains_key("x-forwarded-for") || trusted.iter().any(|n| n.contains(&peer)) {
+            return;
+        }
+        if self.untrusted.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!(
+                %peer,
+                "a request came with X-Forwarded-For from {peer}, which is not in TRUSTED_PROXIES: \
+                 the header is ignored, so every client behind that proxy shares one per-IP budget \
+                 (sessions, connections, pools); list the proxies in TRUSTED_PROXIES \
+                 (counted in http_untrusted_forwarded_for_total)"
+            );
+        }
+    }
+
+    /// Requests seen with an untrusted `X-Forwarded-For`.
+    pub fn untrusted(&self) -> u64 {
+        self.untrusted.load(Ordering::Relaxed)
+    }
+
+    /// The counter, in Prometheus text.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = writeln!(
+            out,
+            "# HELP http_untrusted_forwarded_for_total Requests with X-Forwarded-For from a peer not in TRUSTED_PROXIES (the header was ignored).\n\
+             # TYPE http_untrusted_forwarded_for_total counter\n\
+             http_untrusted_forwarded_for_total {}",
+            self.untrusted()
+        );
+    }
+}
+
+/// The address a per-IP limit counts `ip` under: an IPv4 address alone
+/// (IPv4-mapped IPv6 unwrapped), an IPv6 address by its /64, since one host
+/// usually holds a whole /64 and could otherwise open a fresh budget per
+/// address.
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -98,6 +160,21 @@ mod tests {
             client_ip(ip("10.0.0.5"), &HeaderMap::new(), &nets("10.0.0.0/8")),
             ip("10.0.0.5")
         );
+    }
+
+    #[test]
+    fn a_v6_host_is_one_key_per_64_and_mapped_v4_is_v4() {
+        assert_eq!(
+            limit_key(ip("2001:db8:1:2:aaaa::1")),
+            limit_key(ip("2001:db8:1:2:ffff:1:2:3"))
+        );
+        assert_eq!(limit_key(ip("2001:db8:1:2::5")), ip("2001:db8:1:2::"));
+        assert_ne!(
+            limit_key(ip("2001:db8:1:2::1")),
+            limit_key(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(limit_key(ip("::ffff:1.2.3.4")), ip("1.2.3.4"));
+        assert_eq!(limit_key(ip("1.2.3.4")), ip("1.2.3.4"));
     }
 
     #[test]

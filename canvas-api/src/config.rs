@@ -71,6 +71,15 @@ pub struct CanvasArgs {
           value_parser = clap::value_parser!(u64).range(0..=86_400_000))]
     pub ip_pool_refill_ms: u64,
 
+    /// Placements over HTTP (`PUT /api/pixel`, not those a gateway makes
+    /// for its WebSockets) one client IP (IPv6: one /64) may make per
+    /// second, in this process (a token bucket, one second of burst); past
+    /// it, 429 `rate_limited`. Stops scripts that rotate usernames. 0: no
+    /// limit.
+    #[arg(long = "http-placements-per-sec-per-ip", env = "HTTP_PLACEMENTS_PER_SEC_PER_IP", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub http_placements_per_sec_per_ip: u32,
+
     /// Bearer token of the moderation API (`/api/admin/*`); unset disables
     /// moderation. At least 16 characters.
     #[arg(long = "admin-token", env = "ADMIN_TOKEN", hide_env_values = true)]
@@ -462,6 +471,21 @@ pub struct HttpArgs {
     /// only (no CORS headers at all).
     #[arg(long = "cors-allowed-origins", env = "CORS_ALLOWED_ORIGINS")]
     pub cors_allowed_origins: Option<String>,
+
+    /// Seconds a client may take to send a request's headers; a connection
+    /// that has not finished them by then (or that sits idle between
+    /// keep-alive requests that long) is closed. Against slowloris. Keep it
+    /// above 5 on canvas-api: gateways reuse an idle connection for 5 s.
+    #[arg(long = "header-read-timeout-secs", env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_secs: u64,
+
+    /// Connections one client IP (IPv6: one /64) may hold open before it
+    /// has sent a whole first request; past it a new one is closed at once.
+    /// Peers in TRUSTED_PROXIES are exempt. 0: no limit.
+    #[arg(long = "max-pending-connections-per-ip", env = "MAX_PENDING_CONNECTIONS_PER_IP", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub max_pending_connections_per_ip: u32,
 }
 
 impl HttpArgs {
@@ -565,6 +589,8 @@ mod tests {
         let http = |v: &str| HttpArgs {
             request_timeout_secs: 1,
             cors_allowed_origins: Some(v.into()),
+            header_read_timeout_secs: 10,
+            max_pending_connections_per_ip: 256,
         };
         assert_eq!(
             http("https://a.example, http://localhost:3000")
@@ -710,6 +736,7 @@ mod tests {
             pool_refill_ms: 0,
             ip_pool_size: 0,
             ip_pool_refill_ms: 0,
+            http_placements_per_sec_per_ip: 20,
             admin_token: None,
         };
         assert!(canvas.validate().unwrap_err().contains("CANVAS_WIDTH"));

@@ -43,6 +43,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("the request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// A body that does not say it is JSON (415, code `bad_request`).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// The cause is logged, not sent.
     #[error("the canvas store is unavailable; nothing was stored, try again shortly")]
     Unavailable(String),
@@ -76,7 +79,7 @@ pub enum ApiError {
 impl ApiError {
     pub fn code(&self) -> ErrorCode {
         match self {
-            ApiError::BadRequest(_) => ErrorCode::BadRequest,
+            ApiError::BadRequest(_) | ApiError::UnsupportedMediaType(_) => ErrorCode::BadRequest,
             ApiError::OutOfBounds { .. } => ErrorCode::OutOfBounds,
             ApiError::InvalidColor(_) => ErrorCode::InvalidColor,
             ApiError::InvalidUsername(_) => ErrorCode::InvalidUsername,
@@ -109,6 +112,9 @@ impl ApiError {
     }
 
     pub fn status(&self) -> StatusCode {
+        if let ApiError::UnsupportedMediaType(_) = self {
+            return StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        }
         match self.code() {
             ErrorCode::BadRequest
             | ErrorCode::UnknownType

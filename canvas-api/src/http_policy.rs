@@ -1,6 +1,7 @@
 //! What wraps every HTTP route of both services: compression, a time limit
-//! and a body limit (each a typed JSON error), and CORS on `/api` only when
-//! origins are configured (same origin by default: no CORS headers at all).
+//! and a body limit (each a typed JSON error), JSON-only request bodies on
+//! `/api`, and CORS on `/api` only when origins are configured (same origin
+//! by default: no CORS headers at all).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,10 @@ pub struct HttpPolicy {
     /// The requests answered under these layers, for `/metrics` (which
     /// finds it as an `Extension`).
     pub http_metrics: Arc<HttpMetrics>,
+    /// `HEADER_READ_TIMEOUT_SECS`, for [`crate::listen::ServeLimits`].
+    pub header_read_timeout: Duration,
+    /// `MAX_PENDING_CONNECTIONS_PER_IP`, for [`crate::listen::ServeLimits`].
+    pub max_pending_connections_per_ip: u32,
 }
 
 impl HttpPolicy {
@@ -46,6 +51,8 @@ impl HttpPolicy {
             request_timeout: Duration::from_secs(args.request_timeout_secs),
             cors_origins,
             http_metrics: Arc::default(),
+            header_read_timeout: Duration::from_secs(args.header_read_timeout_secs),
+            max_pending_connections_per_ip: args.max_pending_connections_per_ip,
         })
     }
 }
@@ -56,6 +63,8 @@ impl Default for HttpPolicy {
             request_timeout: Duration::from_secs(30),
             cors_origins: Vec::new(),
             http_metrics: Arc::default(),
+            header_read_timeout: Duration::from_secs(10),
+            max_pending_connections_per_ip: 256,
         }
     }
 }
@@ -67,6 +76,7 @@ impl Default for HttpPolicy {
 /// answered at once, lives on unlimited.
 pub fn http_layers(router: Router, policy: &HttpPolicy) -> Router {
     let router = router
+        .layer(middleware::from_fn(json_bodies))
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BODY))
         .layer(middleware::from_fn_with_state(
@@ -125,6 +135,34 @@ fn cors_layer(policy: &HttpPolicy) -> Option<CorsLayer> {
             ])
             .max_age(Duration::from_secs(600)),
     )
+}
+
+/// A POST or PUT to `/api/` with a body must say it is JSON. A page of any
+/// site may send a `text/plain` (or form) body cross-site without asking
+/// first; for `application/json` the browser asks (a CORS preflight), and
+/// only `CORS_ALLOWED_ORIGINS` are let through.
+async fn json_bodies(request: Request, next: Next) -> Response {
+    let h = request.headers();
+    let writes = matches!(
+        *request.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    let has_body = h.contains_key(header::TRANSFER_ENCODING)
+        || h.get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
+    let is_json = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
+    if writes && has_body && !is_json && request.uri().path().starts_with("/api/") {
+        return ApiError::UnsupportedMediaType(
+            "the body must be JSON, sent with `Content-Type: application/json`".into(),
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 async fn limits(State(timeout): State<Duration>, request: Request, next: Next) -> Response {

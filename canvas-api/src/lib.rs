@@ -12,6 +12,7 @@ pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod gateway_proof;
 pub mod history;
 pub mod http_metrics;
 pub mod http_policy;
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod moderation;
 pub mod notices;
 pub mod palette;
+pub mod placement_rate;
 pub mod process;
 pub mod process_metrics;
 pub mod render;
@@ -50,6 +52,13 @@ pub struct AppState {
     pub auth: Auth,
     /// The history archive, when kept by this process.
     pub archive: Option<archive::Archive>,
+    /// Whether `PUT /api/pixel` believes a gateway's placement proof (the
+    /// client IP it passes, and that it publishes the pixel itself): the
+    /// standalone canvas-api, which gateways call. Never the single
+    /// process, whose public route no gateway calls.
+    pub gateway_proofs: bool,
+    /// `HTTP_PLACEMENTS_PER_SEC_PER_IP`: placements over HTTP per client IP.
+    pub http_placements: std::sync::Arc<placement_rate::PlacementRate>,
 }
 
 /// The standalone canvas-api's router.
@@ -66,14 +75,10 @@ pub fn router(state: AppState, policy: &HttpPolicy) -> Router {
 pub async fn run(
     listener: TcpListener,
     router: Router,
+    limits: listen::ServeLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    listen::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        shutdown,
-    )
-    .await
+    listen::serve(listener, router, limits, shutdown).await
 }
 
 /// Opens the store the configuration names: Redis when given, else the

@@ -90,7 +90,15 @@ async fn main() -> anyhow::Result<()> {
         cancel.clone(),
     );
 
+    if config.auth.trusted_proxies.is_none() {
+        tracing::warn!(
+            "TRUSTED_PROXIES is unset: X-Forwarded-For is ignored, so behind gateways or an \
+             ingress every client shares one per-IP budget (SESSIONS_PER_HOUR_PER_IP, \
+             IP_POOL_SIZE); list their addresses in TRUSTED_PROXIES"
+        );
+    }
     tracing::info!("listening on {}", listener.local_addr()?);
+    let limits = canvas_api::listen::ServeLimits::new(&policy, &auth);
     let router = canvas_api::router(
         AppState {
             canvas,
@@ -98,10 +106,20 @@ async fn main() -> anyhow::Result<()> {
             notices,
             auth,
             archive,
+            gateway_proofs: true,
+            http_placements: std::sync::Arc::new(canvas_api::placement_rate::PlacementRate::new(
+                config.canvas.http_placements_per_sec_per_ip,
+            )),
         },
         &policy,
     );
-    canvas_api::run(listener, router, canvas_api::process::shutdown_signal()).await?;
+    canvas_api::run(
+        listener,
+        router,
+        limits,
+        canvas_api::process::shutdown_signal(),
+    )
+    .await?;
 
     cancel.cancel();
     tracker.close();

@@ -1,7 +1,7 @@
 //! canvas-api's HTTP routes.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Json;
 use axum::Router;
@@ -14,15 +14,16 @@ use axum::routing::get;
 use protocol::ServerMessage;
 use protocol::http::{
     HEADER_CANVAS_EPOCH, HEADER_CANVAS_HEIGHT, HEADER_CANVAS_SEQ, HEADER_CANVAS_WIDTH,
-    HEADER_PUBLISHED_BY_CALLER, PixelInfo, PlacePixelRequest, PlacePixelResponse, SessionRequest,
+    HEADER_GATEWAY_PROOF, PixelInfo, PlacePixelRequest, PlacePixelResponse, SessionRequest,
     SessionResponse, UpdatesPage,
 };
 use protocol::username::is_valid_username;
 
 use crate::AppState;
 use crate::auth::bearer;
-use crate::client_ip::client_ip;
+use crate::clock::now_ms;
 use crate::error::ApiError;
+use crate::gateway_proof::PlacementClaim;
 use crate::render;
 
 /// The largest `PUT /api/pixel` body.
@@ -88,7 +89,7 @@ async fn session(
         ApiError::BadRequest(format!("the body must be JSON {{\"username\"}}: {e}"))
     })?;
     let current = bearer(&headers)?;
-    let client = client_ip(peer.ip(), &headers, state.auth.trusted_proxies());
+    let client = state.auth.client_ip(peer.ip(), &headers);
     let (token, expires_at) = state.auth.issue(&req.username, current, client).await?;
     Ok(Json(SessionResponse {
         token,
@@ -103,17 +104,28 @@ async fn place_pixel(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<PlacePixelResponse>, ApiError> {
-    // Who places: the token's user, whatever the body says; without a
-    // token, the body's username, unless AUTH=required.
-    let verified = match bearer(&headers)? {
-        Some(token) => Some(state.auth.verify(token)?.username),
-        None if state.auth.required() => {
+    let proof =
+        match headers.get(HEADER_GATEWAY_PROOF) {
+            // The single process's public route never believes one: no gateway
+            // calls it, so whoever sends it is a client.
+            Some(proof) if state.gateway_proofs => Some(proof.to_str().map_err(|_| {
+                ApiError::Unauthorized(format!("{HEADER_GATEWAY_PROOF} is not ASCII"))
+            })?),
+            _ => None,
+        };
+    // Who places: a gateway's signed claim, else the token's user whatever
+    // the body says; without a token, the body's username, unless
+    // AUTH=required.
+    let verified = match (proof, bearer(&headers)?) {
+        (Some(_), _) => None,
+        (None, Some(token)) => Some(state.auth.verify(token)?.username),
+        (None, None) if state.auth.required() => {
             return Err(ApiError::Unauthorized(
                 "AUTH=required: send `Authorization: Bearer <token>` (from POST /api/session)"
                     .into(),
             ));
         }
-        None => None,
+        (None, None) => None,
     };
     let body = read_body(body, MAX_PIXEL_BODY)?;
     let mut req: PlacePixelRequest = serde_json::from_slice(&body).map_err(|e| {
@@ -124,20 +136,41 @@ async fn place_pixel(
     if let Some(username) = verified {
         req.username = username;
     }
-    // A gateway placing for its WebSocket client publishes the pixel and
-    // answers its client itself; any other caller placed over HTTP, and the
-    // user's connections hear the answer too.
-    let over_http = !headers.contains_key(HEADER_PUBLISHED_BY_CALLER);
-    // canvas-api is an internal service: only a gateway (which says so
-    // with the header) speaks for its client's address; anyone else is
-    // counted by the address they connect from, or by X-Forwarded-For when
-    // that address is one of TRUSTED_PROXIES.
-    let ip = match (&req.ip, over_http) {
-        (Some(ip), false) => Some(ip.parse().map_err(|_| {
-            ApiError::BadRequest(format!("`ip` must be an IP address, got {ip:?}"))
-        })?),
-        _ => Some(client_ip(peer.ip(), &headers, state.auth.trusted_proxies())),
+    // A gateway placing for its WebSocket client (proven by its signature
+    // over this very placement) passes the client's IP, publishes the pixel
+    // and answers its client itself. Any other caller placed over HTTP: it
+    // is counted by the address it connects from (or by X-Forwarded-For
+    // when that address is one of TRUSTED_PROXIES), its pixel is published
+    // here, and the user's connections hear the answer too.
+    let ip = match proof {
+        Some(proof) => {
+            let ip = match &req.ip {
+                Some(ip) => Some(ip.parse::<IpAddr>().map_err(|_| {
+                    ApiError::BadRequest(format!("`ip` must be an IP address, got {ip:?}"))
+                })?),
+                None => None,
+            };
+            let claim = PlacementClaim {
+                username: &req.username,
+                ip,
+                x: req.x,
+                y: req.y,
+                color: &req.color,
+            };
+            state
+                .auth
+                .gateway_key()
+                .verify(proof, &claim, now_ms())
+                .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+            ip
+        }
+        None => {
+            let ip = state.auth.client_ip(peer.ip(), &headers);
+            state.http_placements.take(ip)?;
+            Some(ip)
+        }
     };
+    let over_http = proof.is_none();
     let event = match state
         .canvas
         .place(req.x, req.y, &req.color, &req.username, ip)
@@ -339,6 +372,7 @@ async fn metrics(
         );
     }
     crate::process_metrics::render(&mut out);
+    state.auth.forwarded_for_watch().render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

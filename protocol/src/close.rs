@@ -4,6 +4,8 @@
 /// The gateway is shutting down (deploy, scale-down): reconnect, to another
 /// replica, after a short jittered delay. Nothing acknowledged is lost.
 pub const GOING_AWAY: u16 = 1001;
+/// A text frame that is not UTF-8.
+pub const INVALID_PAYLOAD: u16 = 1007;
 /// The connection broke the protocol in a way that cannot be answered with an
 /// `error` frame.
 pub const POLICY_VIOLATION: u16 = 1008;

@@ -13,11 +13,14 @@ pub const HEADER_CANVAS_SEQ: &str = "x-canvas-seq";
 /// back as `/api/updates?since=SEQ&epoch=EPOCH` to be told (410) when the
 /// store lost its data since, even if its `seq` has passed yours again.
 pub const HEADER_CANVAS_EPOCH: &str = "x-canvas-epoch";
-/// Set by a gateway on `PUT /api/pixel` to say it publishes the event itself,
-/// so canvas-api must not publish it a second time, and that it answers its
-/// WebSocket client itself, so the user is not told of it as a placement
-/// made over HTTP.
-pub const HEADER_PUBLISHED_BY_CALLER: &str = "x-canvas-published-by-caller";
+/// Sent by a gateway on `PUT /api/pixel`: its signature over this placement
+/// (user, client IP, pixel, color, a deadline), made with a key derived from
+/// `AUTH_SECRET`. With a valid one, canvas-api counts the body's `ip` for the
+/// per-IP pool, and leaves publishing and answering to the gateway (it
+/// answers its WebSocket client itself, so the user is not told of it as a
+/// placement made over HTTP). Without one, or with one that does not match,
+/// the request is an ordinary HTTP placement.
+pub const HEADER_GATEWAY_PROOF: &str = "x-canvas-gateway-proof";
 
 /// `GET /api/config`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,9 +59,9 @@ pub struct PlacePixelRequest {
     #[serde(default)]
     pub username: String,
     /// The placing client's IP, for per-IP limits. canvas-api believes it
-    /// only from a gateway (a request carrying
-    /// [`HEADER_PUBLISHED_BY_CALLER`]); anyone else is limited by the
-    /// address they connect from.
+    /// only from a gateway (a request carrying a valid
+    /// [`HEADER_GATEWAY_PROOF`] that signs it); anyone else is limited by
+    /// the address they connect from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip: Option<String>,
 }

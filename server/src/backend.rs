@@ -5,12 +5,13 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use canvas_api::gateway_proof::PlacementClaim;
 use canvas_api::store::ReplayPage;
 use canvas_api::{ApiError, Auth, Canvas};
 use protocol::PixelUpdated;
 use protocol::ServerMessage;
 use protocol::http::{
-    CanvasConfig, ErrorBody, HEADER_PUBLISHED_BY_CALLER, PlacePixelRequest, PlacePixelResponse,
+    CanvasConfig, ErrorBody, HEADER_GATEWAY_PROOF, PlacePixelRequest, PlacePixelResponse,
     UpdatesPage,
 };
 use serde::de::DeserializeOwned;
@@ -18,6 +19,11 @@ use serde::de::DeserializeOwned;
 /// How long a call to canvas-api may take before the placement is reported
 /// `unavailable`.
 const REMOTE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long an idle pooled connection to canvas-api is kept: under
+/// canvas-api's least `HEADER_READ_TIMEOUT_SECS` worth using (it closes
+/// idle connections after that), so a request never races the close.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub enum CanvasBackend {
@@ -60,8 +66,8 @@ impl CanvasBackend {
 pub struct RemoteCanvas {
     http: reqwest::Client,
     base: String,
-    /// Vouches for the user of each placement made for a WebSocket, so
-    /// canvas-api never has to trust a bare username.
+    /// Signs each placement made for a WebSocket (its user and client IP),
+    /// so canvas-api never has to trust a bare username or address.
     auth: Auth,
 }
 
@@ -70,7 +76,7 @@ impl RemoteCanvas {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(1))
             .timeout(REMOTE_TIMEOUT)
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
             .build()?;
@@ -104,11 +110,20 @@ impl RemoteCanvas {
             username: username.to_owned(),
             ip: ip.map(|ip| ip.to_string()),
         };
+        let proof = self.auth.gateway_key().mint(
+            &PlacementClaim {
+                username,
+                ip,
+                x,
+                y,
+                color,
+            },
+            canvas_api::clock::now_ms(),
+        );
         let response = self
             .http
             .put(format!("{}/api/pixel", self.base))
-            .header(HEADER_PUBLISHED_BY_CALLER, "1")
-            .bearer_auth(self.auth.mint_internal(username))
+            .header(HEADER_GATEWAY_PROOF, proof)
             .json(&body)
             .send()
             .await

@@ -61,8 +61,9 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(4096..=1024 * 1024))]
     pub max_frame_bytes: u32,
 
-    /// WebSockets one client IP may hold on this gateway; more are refused
-    /// with HTTP 429 before the upgrade. 0: no limit.
+    /// WebSockets and SSE streams one client IP (IPv6: one /64) may hold
+    /// on this gateway together; more are refused with HTTP 429 before the
+    /// upgrade. 0: no limit.
     #[arg(long = "max-connections-per-ip", env = "MAX_CONNECTIONS_PER_IP", help_heading = "Client limits", default_value_t = 1000,
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub max_connections_per_ip: u32,
@@ -74,6 +75,13 @@ pub struct Config {
     #[arg(long = "messages-per-sec-per-ip", env = "MESSAGES_PER_SEC_PER_IP", help_heading = "Client limits", default_value_t = 200,
           value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub messages_per_sec_per_ip: u32,
+
+    /// Events an SSE stream's `Last-Event-ID` replay may send; a client
+    /// further behind gets a `resync` event (refetch the board) instead, so
+    /// one request cannot ask for the whole replay log.
+    #[arg(long = "sse-max-replay", env = "SSE_MAX_REPLAY", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub sse_max_replay: u64,
 
     /// Seconds a WebSocket may stay silent (no message, no pong to the
     /// gateway's pings, sent a few times per timeout) before it is closed
@@ -102,8 +110,9 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(0..=1000))]
     pub fanout_window_ms: u64,
 
-    /// Most WebSocket connections this gateway holds; more are closed with
-    /// code 1013 (try again later).
+    /// Most WebSocket connections and SSE streams this gateway holds
+    /// together; a WebSocket past it is closed with code 1013 (try again
+    /// later), an SSE stream answered 503.
     #[arg(
         long = "max-connections",
         env = "MAX_CONNECTIONS",
@@ -218,12 +227,19 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use clap::CommandFactory;
+    use clap::{CommandFactory, Parser};
 
-    use super::*;
+    use super::Config;
 
     #[test]
     fn the_command_line_is_well_formed() {
         Config::command().debug_assert();
+    }
+
+    #[test]
+    fn http_placements_are_limited_per_ip_by_default() {
+        let config = Config::try_parse_from(["server"]).unwrap();
+        assert!(config.canvas.http_placements_per_sec_per_ip > 0);
+        assert!(config.http.max_pending_connections_per_ip > 0);
     }
 }

@@ -268,6 +268,13 @@ impl Connection<'_> {
                     let _ = self
                         .write([close_frame(close::MESSAGE_TOO_BIG, "frame too large")])
                         .await;
+                } else if crate::decode::is_invalid_utf8(&e) {
+                    let _ = self
+                        .write([close_frame(
+                            close::INVALID_PAYLOAD,
+                            "a text frame must be UTF-8",
+                        )])
+                        .await;
                 }
                 return Flow::Stop;
             }
@@ -276,7 +283,9 @@ impl Connection<'_> {
         let gw = self.gw;
         gw.metrics.messages_in.inc();
         self.heard = self.tick;
-        if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+        // Every frame but the close counts: a flood of pings costs the
+        // gateway as much as one of messages.
+        if !matches!(msg, Message::Close(_)) {
             match self.ip_slot.message() {
                 Verdict::Allow => {}
                 Verdict::Limited { retry_after_ms } => {

@@ -29,8 +29,9 @@ pub fn websocket_closed(metrics: &GatewayMetrics, user: &str, lived: Duration) {
     );
 }
 
-/// An SSE stream (`/api/events`) for as long as it is served: counted in
-/// `gateway_sse_streams`, logged when made and when dropped.
+/// An SSE stream (`/api/events`) for as long as it is served: logged when
+/// made and when dropped (its admission slot counts it in
+/// `gateway_sse_streams`).
 pub struct SseStreamLog {
     metrics: Arc<GatewayMetrics>,
     user: Option<String>,
@@ -39,7 +40,6 @@ pub struct SseStreamLog {
 
 impl SseStreamLog {
     pub fn open(metrics: &Arc<GatewayMetrics>, user: Option<&str>) -> Self {
-        metrics.sse_streams.add(1);
         tracing::info!(
             user,
             websockets = metrics.connections.get(),
@@ -57,7 +57,6 @@ impl SseStreamLog {
 impl Drop for SseStreamLog {
     fn drop(&mut self) {
         let metrics = &self.metrics;
-        metrics.sse_streams.sub(1);
         tracing::info!(
             user = self.user.as_deref(),
             lived_ms = self.opened.elapsed().as_millis() as u64,

@@ -70,6 +70,12 @@ fn classify(text: &str, err: serde_json::Error) -> DecodeError {
     }
 }
 
+/// Whether a read failed because a text frame was not UTF-8 (closed with
+/// 1007, which tungstenite leaves to us).
+pub fn is_invalid_utf8(e: &axum::Error) -> bool {
+    e.to_string().to_ascii_lowercase().contains("utf-8")
+}
+
 /// serde_json appends " at line 1 column 57", which says nothing to a
 /// client that sent one line.
 fn strip_position(msg: &str) -> &str {

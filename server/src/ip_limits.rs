@@ -1,6 +1,7 @@
-//! Per-IP limits of this gateway: how many WebSockets one client IP may
-//! hold, and how many messages per second all of them together may send
-//! (a token bucket per IP). The state of every IP lives in one map, entered
+//! Per-IP limits of this gateway: how many WebSockets and SSE streams one
+//! client IP may hold, and how many messages per second all of them
+//! together may send (a token bucket per IP). An IP is counted under its
+//! `limit_key`: an IPv6 client by its /64. The state of every IP lives in one map, entered
 //! when its first connection opens and removed when its last one closes, so
 //! an idle connection costs nothing here but its [`IpSlot`].
 
@@ -8,6 +9,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+use canvas_api::client_ip::limit_key;
 
 /// How deep an IP may go into debt (in seconds' worth of its rate) by
 /// sending on after being told `rate_limited`; past it, the sending
@@ -54,15 +57,16 @@ impl IpLimits {
 
     /// A connection slot for `ip`, or `None` when it holds the most it may.
     pub fn connect(self: &Arc<Self>, ip: IpAddr) -> Option<IpSlot> {
+        let key = limit_key(ip);
         let mut ips = self.ips.lock().expect("not poisoned");
-        let state = ips.entry(ip).or_insert_with(|| IpState {
+        let state = ips.entry(key).or_insert_with(|| IpState {
             connections: 0,
             tokens: f64::from(self.messages_per_sec),
             refilled: Instant::now(),
         });
         if self.max_connections > 0 && state.connections >= self.max_connections {
             if state.connections == 0 {
-                ips.remove(&ip);
+                ips.remove(&key);
             }
             return None;
         }
@@ -70,6 +74,7 @@ impl IpLimits {
         Some(IpSlot {
             limits: self.clone(),
             ip,
+            key,
         })
     }
 
@@ -78,13 +83,14 @@ impl IpLimits {
         self.ips.lock().expect("not poisoned").len()
     }
 
-    fn message(&self, ip: IpAddr, now: Instant) -> Verdict {
+    /// Takes one message from the bucket of `key` (a [`limit_key`]).
+    fn message(&self, key: IpAddr, now: Instant) -> Verdict {
         let rate = f64::from(self.messages_per_sec);
         if self.messages_per_sec == 0 {
             return Verdict::Allow;
         }
         let mut ips = self.ips.lock().expect("not poisoned");
-        let Some(state) = ips.get_mut(&ip) else {
+        let Some(state) = ips.get_mut(&key) else {
             return Verdict::Allow;
         };
         // Refill at `rate` per second, up to one second's burst.
@@ -115,6 +121,8 @@ impl IpLimits {
 pub struct IpSlot {
     limits: Arc<IpLimits>,
     ip: IpAddr,
+    /// What the limits count it under.
+    key: IpAddr,
 }
 
 impl IpSlot {
@@ -125,17 +133,17 @@ impl IpSlot {
 
     /// Takes one message from the IP's bucket.
     pub fn message(&self) -> Verdict {
-        self.limits.message(self.ip, Instant::now())
+        self.limits.message(self.key, Instant::now())
     }
 }
 
 impl Drop for IpSlot {
     fn drop(&mut self) {
         let mut ips = self.limits.ips.lock().expect("not poisoned");
-        if let Some(state) = ips.get_mut(&self.ip) {
+        if let Some(state) = ips.get_mut(&self.key) {
             state.connections -= 1;
             if state.connections == 0 {
-                ips.remove(&self.ip);
+                ips.remove(&self.key);
             }
         }
     }
@@ -158,6 +166,27 @@ mod tests {
         assert!(limits.connect(IpAddr::from([10, 0, 0, 2])).is_some());
         drop(a);
         let _c = limits.connect(IP).expect("released");
+    }
+
+    #[test]
+    fn one_ipv6_64_is_one_client() {
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        let limits = IpLimits::new(3, 2);
+        let slots: Vec<_> = (1..=3)
+            .map(|i| limits.connect(v6(&format!("2001:db8::{i}"))).unwrap())
+            .collect();
+        assert!(limits.connect(v6("2001:db8::ffff:1")).is_none());
+        assert!(limits.connect(v6("2001:db8:0:1::1")).is_some());
+        // One message bucket for all of them too.
+        let now = Instant::now();
+        assert_eq!(limits.message(slots[0].key, now), Verdict::Allow);
+        assert_eq!(limits.message(slots[1].key, now), Verdict::Allow);
+        assert!(matches!(
+            limits.message(slots[2].key, now),
+            Verdict::Limited { .. }
+        ));
+        // The slot still knows the client's own address.
+        assert_eq!(slots[2].ip(), v6("2001:db8::3"));
     }
 
     #[test]

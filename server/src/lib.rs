@@ -6,6 +6,7 @@
 //! [`hub`]). With no Redis and no separate canvas-api configured, this one
 //! process is the whole product, serving the web client and `/api` too.
 
+pub mod admission;
 pub mod backend;
 pub mod bus;
 pub mod client_frame;
@@ -34,7 +35,6 @@ pub mod subscriber;
 pub mod web;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,6 +96,9 @@ pub struct GatewayInner {
     pub ip_limits: Arc<IpLimits>,
     /// The idle-timeout clock (None: no idle timeout).
     pub idle_clock: Option<IdleClock>,
+    /// The most events a Last-Event-ID replay sends; further behind, the
+    /// stream gets `resync` instead.
+    pub sse_max_replay: u64,
     /// The largest client message, in bytes (1009 past it).
     pub max_frame_bytes: usize,
     /// How long a write to a client may wait for its socket.
@@ -194,6 +197,10 @@ impl Gateway {
                 notices: notices.clone(),
                 auth: auth.clone(),
                 archive,
+                gateway_proofs: false,
+                http_placements: Arc::new(canvas_api::placement_rate::PlacementRate::new(
+                    config.canvas.http_placements_per_sec_per_ip,
+                )),
             }),
         };
 
@@ -258,6 +265,7 @@ impl Gateway {
                 config.messages_per_sec_per_ip,
             ),
             idle_clock,
+            sse_max_replay: config.sse_max_replay,
             max_frame_bytes: config.max_frame_bytes as usize,
             write_timeout: Duration::from_secs(config.write_timeout_secs),
             placement_slots: Arc::new(Semaphore::new(config.max_placements_in_flight as usize)),
@@ -311,7 +319,8 @@ pub async fn run(
     gateway: Gateway,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(gateway.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(gateway.clone());
+    let limits = canvas_api::listen::ServeLimits::new(&gateway.http_policy, &gateway.auth);
     let token = gateway.shutdown.clone();
     let signal = async move {
         shutdown.await;
@@ -326,7 +335,7 @@ pub async fn run(
     };
     tokio::pin!(grace_over);
 
-    let serving = canvas_api::listen::serve(listener, app, signal);
+    let serving = canvas_api::listen::serve(listener, app, limits, signal);
     tokio::select! {
         result = serving => result?,
         () = &mut grace_over => tracing::warn!("HTTP requests still open after the grace period"),

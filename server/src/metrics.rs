@@ -5,9 +5,11 @@ use canvas_api::metrics::{Counter, Gauge, Latency, write_counter, write_latency}
 #[derive(Debug, Default)]
 pub struct GatewayMetrics {
     pub connections: Gauge,
+    /// Open SSE streams (`/api/events`); with `connections`, what
+    /// `MAX_CONNECTIONS` bounds.
+    pub sse_streams: Gauge,
     pub connections_total: Counter,
     pub connections_refused: Counter,
-    pub sse_streams: Gauge,
     pub messages_in: Counter,
     pub frames_out: Counter,
     pub slow_client_closes: Counter,
@@ -43,17 +45,17 @@ impl GatewayMetrics {
         );
         write_counter(
             out,
-            "gateway_connections_total",
-            "WebSocket connections accepted.",
-            "counter",
-            self.connections_total.get(),
-        );
-        write_counter(
-            out,
             "gateway_sse_streams",
             "Open SSE streams (/api/events).",
             "gauge",
             self.sse_streams.get(),
+        );
+        write_counter(
+            out,
+            "gateway_connections_total",
+            "WebSocket connections accepted.",
+            "counter",
+            self.connections_total.get(),
         );
         write_counter(
             out,

@@ -9,7 +9,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use canvas_api::ApiError;
-use protocol::http::HEADER_PUBLISHED_BY_CALLER;
+use protocol::http::HEADER_GATEWAY_PROOF;
 
 use crate::backend::RemoteCanvas;
 
@@ -39,6 +39,22 @@ const FORWARD_RESPONSE: [&str; 10] = [
     "x-canvas-epoch",
 ];
 
+/// A path under `/api/` that no URL parser would rewrite: no `.` or `..`
+/// segment (plain or percent-encoded), no backslash, no encoded slash.
+fn is_plain_api_path(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/api/") else {
+        return false;
+    };
+    let lower = rest.to_ascii_lowercase();
+    !lower.contains('\\')
+        && !lower.contains("%2f")
+        && !lower.contains("%5c")
+        && !lower.contains("%2e")
+        && rest
+            .split('/')
+            .all(|segment| segment != "." && segment != "..")
+}
+
 pub async fn proxy(
     State(remote): State<RemoteCanvas>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -56,6 +72,14 @@ async fn forward(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
+    // The upstream URL is parsed, and so normalised: `/api/../metrics`
+    // would reach canvas-api's `/metrics`. Only plain paths under /api/ go.
+    if !is_plain_api_path(parts.uri.path()) {
+        return Err(ApiError::BadRequest(format!(
+            "{} is not a plain /api/ path (no `.` or `..` segments, no encoded `.`, `/` or `\\`)",
+            parts.uri.path()
+        )));
+    }
     let body: Bytes = axum::body::to_bytes(body, MAX_BODY)
         .await
         .map_err(|_| ApiError::PayloadTooLarge(MAX_BODY))?;
@@ -82,11 +106,12 @@ async fn forward(
         .collect::<Vec<_>>()
         .join(", ");
     outgoing = outgoing.header("x-forwarded-for", forwarded);
-    // Never let a client suppress the broadcast of its own write.
+    // A client's proof header is never passed on (only this gateway's own
+    // calls carry one), so a client cannot even try one through here.
     debug_assert!(
         !FORWARD_REQUEST
             .iter()
-            .any(|h| h.as_str() == HEADER_PUBLISHED_BY_CALLER)
+            .any(|h| h.as_str() == HEADER_GATEWAY_PROOF)
     );
     let upstream = outgoing
         .send()
@@ -107,4 +132,33 @@ async fn forward(
     response
         .body(Body::from(bytes))
         .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_plain_api_path;
+
+    #[test]
+    fn only_plain_api_paths_pass_through() {
+        for ok in [
+            "/api/config",
+            "/api/pixel/1/2",
+            "/api/admin/ban",
+            "/api/canvas.bin",
+        ] {
+            assert!(is_plain_api_path(ok), "{ok}");
+        }
+        for bad in [
+            "/api/../metrics",
+            "/api/./config",
+            "/api/%2e%2e/metrics",
+            "/api/%2E./metrics",
+            "/api/..%2fmetrics",
+            "/api/..\\metrics",
+            "/api/x/../../metrics",
+            "/metrics",
+        ] {
+            assert!(!is_plain_api_path(bad), "{bad}");
+        }
+    }
 }

@@ -16,10 +16,9 @@ use protocol::close;
 use protocol::messages::{BATCH_QUERY_PARAM, parse_batch_param};
 use protocol::username::is_valid_username;
 
-use crate::client_ip::client_ip;
 use crate::connection::{self, Identity, guest_name};
 use crate::hub::Framing;
-use crate::{ApiMode, Gateway, web};
+use crate::{ApiMode, Gateway, admission, web};
 
 /// tungstenite allocates its read buffer eagerly per connection (and
 /// zero-fills it before each read); client frames are small, so a small
@@ -116,20 +115,14 @@ fn accept(
             .into_response();
         }
     };
-    let ip = client_ip(peer.ip(), headers, gw.auth.trusted_proxies());
-    let Some(ip_slot) = gw.ip_limits.connect(ip) else {
+    if let Err(refused) = admission::check_origin(headers, &gw.http_policy.cors_origins) {
         gw.metrics.connections_refused.inc();
-        let detail = protocol::http::ErrorDetail {
-            code: protocol::ErrorCode::RateLimited,
-            message: "too many connections from your address; close one or retry later".into(),
-            retry_after_ms: Some(10_000),
-        };
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, "10")],
-            axum::Json(protocol::http::ErrorBody { error: detail }),
-        )
-            .into_response();
+        return refused.into_response();
+    }
+    let ip = gw.auth.client_ip(peer.ip(), headers);
+    let ip_slot = match admission::ip_slot(&gw, ip) {
+        Ok(slot) => slot,
+        Err(refused) => return refused.into_response(),
     };
     // A token decides who the connection is; a bad one is told so by a
     // close frame (4001), which a browser can read and an HTTP error is not.
@@ -166,7 +159,7 @@ fn accept(
                     return;
                 }
             };
-            if gw.metrics.connections.get() as usize >= gw.max_connections {
+            if admission::at_capacity(&gw) {
                 gw.metrics.connections_refused.inc();
                 let _ = socket
                     .send(Message::Close(Some(CloseFrame {
@@ -224,5 +217,6 @@ async fn metrics(State(gw): State<Gateway>) -> Response {
         "HTTP requests answered, by route template, method and status class (a WebSocket upgrade is 1xx).",
     );
     canvas_api::process_metrics::render(&mut out);
+    gw.auth.forwarded_for_watch().render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

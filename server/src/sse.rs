@@ -15,10 +15,11 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -76,9 +77,15 @@ impl Region {
 
 pub async fn events(
     State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
+    // Counted with WebSockets, for as long as the response lives.
+    let slots = match crate::admission::admit_stream(&gw, peer, &headers) {
+        Ok(slots) => slots,
+        Err(refused) => return refused.into_response(),
+    };
     let region = match query.get("region").map(|r| Region::parse(r)).transpose() {
         Ok(r) => r,
         Err(msg) => return ApiError::BadRequest(msg).into_response(),
@@ -145,6 +152,7 @@ pub async fn events(
         }
     });
     let stream = futures_util::stream::poll_fn(move |cx| {
+        let _held = &slots;
         rx.poll_recv(cx).map(|e| e.map(Ok::<_, Infallible>))
     });
     let mut response = Sse::new(stream)
@@ -237,8 +245,20 @@ async fn pump(
     let in_region = |e: &PixelUpdated| region.is_none_or(|r| r.contains(e.x, e.y));
     let mut replayed_upto = 0;
     if let Some(mut from) = last_id {
+        let asked = from;
         loop {
             match gw.backend.updates_since(from, REPLAY_PAGE).await {
+                Ok(page) if page.latest_seq.saturating_sub(asked) > gw.sse_max_replay => {
+                    let resync = ServerMessage::Resync {
+                        seq: gw.hub.delivered_seq(),
+                        reason: "Last-Event-ID is further behind than SSE_MAX_REPLAY events; refetch the board".into(),
+                    };
+                    if tx.send(named("resync", &resync)).await.is_err() {
+                        return;
+                    }
+                    from = page.latest_seq;
+                    break;
+                }
                 Ok(page) => {
                     for e in page.events.iter().filter(|e| in_region(e)) {
                         if tx.send(pixel_event(e)).await.is_err() {

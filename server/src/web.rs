@@ -66,11 +66,31 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ),
 ];
 
+/// The board page's policy: its own scripts and styles only, WebSockets to
+/// any host (the page may be served apart from its gateways), and no page
+/// may frame it. The same as its `<meta>` tag, plus `frame-ancestors`, which
+/// only a header can carry.
+const INDEX_CSP: &str = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+/// The moderation page's: as the board's, with no WebSocket.
+const ADMIN_CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 /// The file at `path`, if the client has one there.
 pub fn file(path: &str) -> Option<Response> {
     let (_, content_type, bytes) = FILES.iter().find(|(p, _, _)| *p == path)?;
     let mut response = (StatusCode::OK, *bytes).into_response();
     let h = response.headers_mut();
+    if *content_type == HTML {
+        let csp = if path == "/admin.html" {
+            ADMIN_CSP
+        } else {
+            INDEX_CSP
+        };
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(csp),
+        );
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    }
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(
@@ -142,5 +162,23 @@ mod tests {
             assert_eq!(*content_type, expected, "{path}");
         }
         assert!(file("/static/nope.js").is_none());
+    }
+
+    #[test]
+    fn pages_send_their_meta_policy_as_a_header_and_refuse_framing() {
+        for page in ["/", "/index.html", "/admin.html"] {
+            let response = file(page).unwrap();
+            let h = response.headers();
+            let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+            let meta = text(page)
+                .split("http-equiv=\"Content-Security-Policy\" content=\"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or_else(|| panic!("{page} has no CSP meta tag"));
+            assert_eq!(csp, format!("{meta}; frame-ancestors 'none'"), "{page}");
+            assert_eq!(h[header::X_FRAME_OPTIONS], "DENY", "{page}");
+        }
+        let script = file("/static/main.js").unwrap();
+        assert!(script.headers().get(header::X_FRAME_OPTIONS).is_none());
     }
 }

@@ -151,6 +151,8 @@ export async function startService(name, bin, env) {
     PATH: process.env.PATH,
     RUST_LOG: "info",
     LISTEN_ADDR: "127.0.0.1:0",
+    // The tests paint over HTTP in bulk from one address.
+    HTTP_PLACEMENTS_PER_SEC_PER_IP: "0",
     ...env,
   });
   const m = await proc.waitForLine(/listening on (\S+)/, "`listening on` line");

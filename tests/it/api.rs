@@ -169,9 +169,10 @@ async fn put_pixel_stores_or_says_exactly_what_was_wrong() {
         .await
         .unwrap();
     let (status, body) = expect_error(not_json).await;
-    assert_eq!((status, body.error.code), (400, ErrorCode::BadRequest));
+    assert_eq!((status, body.error.code), (415, ErrorCode::BadRequest));
     let wrong_types = client
         .put(format!("{base}/api/pixel"))
+        .header("content-type", "application/json")
         .body(r##"{"x":"1","y":2,"color":"#FF4500","username":"a"}"##)
         .send()
         .await

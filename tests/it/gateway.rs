@@ -202,17 +202,27 @@ async fn a_write_made_over_http_is_broadcast_to_every_gateway() {
 
 #[tokio::test]
 async fn a_missed_event_is_repaired_from_the_replay_log() {
-    let stack = Stack::start(1, &[("COOLDOWN_MS", "0"), ("GAP_GRACE_MS", "100")]).await;
+    let stack = Stack::start(
+        1,
+        &[
+            ("COOLDOWN_MS", "0"),
+            ("GAP_GRACE_MS", "100"),
+            ("AUTH_SECRET", http::TEST_SECRET),
+        ],
+    )
+    .await;
     let gw = &stack.gateways[0];
     let mut watcher = WsClient::connect(&gw.ws(), None).await;
-    // Stored but never published: the header says the caller publishes.
-    let r = http::client()
-        .put(format!("{}/api/pixel", stack.api.http()))
-        .header(protocol::http::HEADER_PUBLISHED_BY_CALLER, "1")
-        .json(&serde_json::json!({"x": 1, "y": 1, "color": "#FFD635", "username": "ghost"}))
-        .send()
-        .await
-        .unwrap();
+    // Stored but never published: a gateway's proof says the caller
+    // publishes.
+    let r = http::put_as_gateway(
+        &stack.api.http(),
+        (1, 1),
+        "#FFD635",
+        "ghost",
+        [127, 0, 0, 1].into(),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     // The next write exposes the gap; the gateway fills it.
     let mut writer = WsClient::connect(&gw.ws(), Some("writer")).await;
@@ -357,16 +367,21 @@ async fn after_redis_restarts_empty_clients_are_told_to_resync_and_new_pixels_fl
 
 #[tokio::test]
 async fn a_missed_last_event_is_found_even_on_a_quiet_board() {
-    let stack = Stack::start(1, NO_COOLDOWN).await;
+    let stack = Stack::start(
+        1,
+        &[("COOLDOWN_MS", "0"), ("AUTH_SECRET", http::TEST_SECRET)],
+    )
+    .await;
     let mut watcher = WsClient::connect(&stack.gateways[0].ws(), None).await;
     // Stored, never published, and nothing follows it to reveal a gap.
-    let r = http::client()
-        .put(format!("{}/api/pixel", stack.api.http()))
-        .header(protocol::http::HEADER_PUBLISHED_BY_CALLER, "1")
-        .json(&serde_json::json!({"x": 9, "y": 9, "color": "#FFD635", "username": "silent"}))
-        .send()
-        .await
-        .unwrap();
+    let r = http::put_as_gateway(
+        &stack.api.http(),
+        (9, 9),
+        "#FFD635",
+        "silent",
+        [127, 0, 0, 1].into(),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let m = watcher
         .expect("the unpublished pixel", |m| pixel_event(m, 9, 9).is_some())

@@ -711,3 +711,41 @@ fn the_grafana_dashboard_is_well_formed() {
         }
     }
 }
+
+#[test]
+fn canvas_api_and_gateways_believe_x_forwarded_for_from_the_pod_network() {
+    // Without it, every client behind the ingress (and, for canvas-api,
+    // behind the gateways' pass-through) shares one per-IP budget: one
+    // person could use up everyone's sessions.
+    for (deployment, container_name) in [("canvas-api", "canvas-api"), ("gateway", "gateway")] {
+        let c = container(base().get("Deployment", deployment), container_name);
+        let list = env_literal(c, "TRUSTED_PROXIES");
+        let nets = canvas_api::config::parse_cidrs(list)
+            .unwrap_or_else(|e| panic!("{deployment}: TRUSTED_PROXIES: {e}"));
+        for pod in ["10.244.1.7", "172.17.0.3", "192.168.3.4"] {
+            let ip: std::net::IpAddr = pod.parse().unwrap();
+            assert!(
+                nets.iter().any(|n| n.contains(&ip)),
+                "{deployment}: TRUSTED_PROXIES {list} leaves out the pod address {pod}"
+            );
+        }
+        let public: std::net::IpAddr = "203.0.113.9".parse().unwrap();
+        assert!(
+            !nets.iter().any(|n| n.contains(&public)),
+            "{deployment}: TRUSTED_PROXIES {list} trusts public addresses"
+        );
+    }
+}
+
+#[test]
+fn the_ingress_ends_idle_keep_alive_connections_before_the_services_do() {
+    // ingress-nginx keeps idle upstream connections 60 s; a service that
+    // closed them sooner could close one as a request is sent on it.
+    for (deployment, container_name) in [("canvas-api", "canvas-api"), ("gateway", "gateway")] {
+        let c = container(base().get("Deployment", deployment), container_name);
+        assert!(
+            env_number(c, "HEADER_READ_TIMEOUT_SECS") > 60,
+            "{deployment}: HEADER_READ_TIMEOUT_SECS must outlast ingress-nginx's upstream keep-alive"
+        );
+    }
+}

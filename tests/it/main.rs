@@ -3,15 +3,19 @@
 
 mod harness;
 
+mod abuse;
 mod api;
 mod auth;
 mod cli;
 mod cluster;
 mod embedded;
 mod faults;
+mod forwarded_for;
 mod gateway;
+mod gateway_proof;
 mod history;
 mod ingress_routes;
+mod ipv6_limits;
 mod k8s;
 mod limits;
 mod loadtest;
@@ -22,5 +26,6 @@ mod presence;
 mod prototype_clients;
 mod redis_tls;
 mod shutdown;
+mod slow_headers;
 mod sse;
 mod user_delivery;

@@ -107,18 +107,16 @@ pub struct Rewrite {
     pub expected_seq: u64,
 }
 
-/// The key a per-IP limit counts under: IPv4 addresses alone, IPv6 by
-/// their /64, since one host usually holds a whole /64.
+/// The key the per-IP pool counts under in the store: the address of
+/// [`crate::client_ip::limit_key`] (IPv4 alone, IPv6 by its /64), written
+/// as it always was.
 pub fn ip_key(ip: IpAddr) -> String {
-    match ip {
+    match crate::client_ip::limit_key(ip) {
         IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
     }
 }
 

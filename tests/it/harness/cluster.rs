@@ -87,6 +87,11 @@ impl Cluster {
         self.get("WS_URL").to_owned()
     }
 
+    /// Gateway `i` (from 1) directly, not through the load balancer.
+    pub fn gateway_url(&self, i: usize) -> String {
+        self.get(&format!("GATEWAY_{i}_URL")).to_owned()
+    }
+
     pub fn redis_url(&self) -> String {
         self.get("REDIS_URL").to_owned()
     }

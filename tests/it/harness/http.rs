@@ -119,3 +119,54 @@ pub async fn write_many(base: &str, count: u32, y: u32) {
         assert_eq!(r.status(), 200, "write {i}");
     }
 }
+
+/// A counter or gauge from a process's `/metrics`.
+pub async fn metric(base: &str, name: &str) -> u64 {
+    let text = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("/metrics has no {name}"))
+        .trim()
+        .parse()
+        .expect("a number")
+}
+
+/// The `AUTH_SECRET` tests give their processes when they mint proofs.
+pub const TEST_SECRET: &str = "test-secret-0123456789abcdef-0123456789";
+
+/// `PUT /api/pixel` as a gateway makes it: with its placement proof for
+/// `ip`, signed with [`TEST_SECRET`]. canvas-api stores it and leaves the
+/// publishing to the caller, so nothing is broadcast.
+pub async fn put_as_gateway(
+    base: &str,
+    (x, y): (i64, i64),
+    color: &str,
+    username: &str,
+    ip: std::net::IpAddr,
+) -> reqwest::Response {
+    let key = canvas_api::gateway_proof::GatewayKey::from_secret(TEST_SECRET.as_bytes());
+    let proof = key.mint(
+        &canvas_api::gateway_proof::PlacementClaim {
+            username,
+            ip: Some(ip),
+            x,
+            y,
+            color,
+        },
+        canvas_api::clock::now_ms(),
+    );
+    client()
+        .put(format!("{base}/api/pixel"))
+        .header(protocol::http::HEADER_GATEWAY_PROOF, proof)
+        .json(&serde_json::json!({"x": x, "y": y, "color": color, "username": username, "ip": ip.to_string()}))
+        .send()
+        .await
+        .expect("PUT /api/pixel")
+}

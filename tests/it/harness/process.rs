@@ -180,6 +180,9 @@ fn start(bin: &str, env: &[(&str, String)]) -> Started {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "info")
         .env("LISTEN_ADDR", "127.0.0.1:0")
+        // Tests write over HTTP in bulk from one address; the tests of this
+        // limit set it.
+        .env("HTTP_PLACEMENTS_PER_SEC_PER_IP", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -5,8 +5,10 @@
 //! (u64 LE), then records `[payload length u16][payload][FNV-1a 64 of payload]`
 //! where the payload is `seq u64, timestamp u64, x u32, y u32, r g b,
 //! username` (integers little-endian). A crash can tear the last record; a
-//! torn tail is cut off at start-up, anything else that does not read back
-//! is refused with the offset named.
+//! torn tail is cut off at start-up. Anything else that does not read back
+//! is refused with the offset named: a length no record can have, or damage
+//! with a whole valid record after it, since cutting there would drop
+//! acknowledged writes.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -19,9 +21,18 @@ use super::checksum::fnv1a64;
 pub const MAGIC: &[u8; 8] = b"PXLOG001";
 const HEADER_LEN: u64 = 16;
 const FIXED_PAYLOAD: usize = 8 + 8 + 4 + 4 + 3;
+/// The longest username a record may hold. Stored names are at most 32
+/// bytes; the margin keeps logs of any older, laxer writer readable, while
+/// a length past it can only be damage.
+const MAX_USERNAME_BYTES: usize = 255;
+/// The longest payload any record can have.
+const MAX_PAYLOAD: usize = FIXED_PAYLOAD + MAX_USERNAME_BYTES;
+/// The longest record any writer makes: length, payload, checksum.
+const MAX_RECORD: usize = 2 + MAX_PAYLOAD + 8;
 
 /// Encodes one record into `out`.
 pub fn encode(event: &PixelUpdated, out: &mut Vec<u8>) {
+    debug_assert!(event.username.len() <= MAX_USERNAME_BYTES);
     let payload_len = FIXED_PAYLOAD + event.username.len();
     out.clear();
     out.extend_from_slice(&(payload_len as u16).to_le_bytes());
@@ -102,23 +113,38 @@ pub fn replay(path: &Path) -> Result<Replay, LogError> {
     let mut expected = base_seq + 1;
     while pos < bytes.len() {
         let rest = &bytes[pos..];
-        let whole = rest.len() >= 2 && {
-            let len = u16::from_le_bytes([rest[0], rest[1]]) as usize;
-            rest.len() >= 2 + len + 8
-        };
-        if !whole {
+        if rest.len() < 2 {
             break; // Torn tail: the crash came mid-write.
         }
         let len = u16::from_le_bytes([rest[0], rest[1]]) as usize;
-        let payload = &rest[2..2 + len];
-        let sum = u64::from_le_bytes(rest[2 + len..2 + len + 8].try_into().unwrap());
-        let is_last = pos + 2 + len + 8 == bytes.len();
-        if fnv1a64(payload) != sum {
-            if is_last {
-                break; // A torn last record whose length made it through.
-            }
-            return Err(corrupt("checksum mismatch", pos));
+        if !(FIXED_PAYLOAD..=MAX_PAYLOAD).contains(&len) {
+            return Err(corrupt(
+                &format!("record length {len}, which no record can have"),
+                pos,
+            ));
         }
+        let whole = rest.len() >= 2 + len + 8;
+        let sum_ok = whole && {
+            let sum = u64::from_le_bytes(rest[2 + len..2 + len + 8].try_into().unwrap());
+            fnv1a64(&rest[2..2 + len]) == sum
+        };
+        if !sum_ok {
+            // A torn last record is shorter than a whole one and has nothing
+            // valid after it; damage with valid records after it is not a
+            // tear, and cutting there would drop acknowledged writes.
+            if rest.len() <= MAX_RECORD && !holds_a_record(&rest[1..], expected) {
+                break;
+            }
+            return Err(corrupt(
+                if whole {
+                    "checksum mismatch"
+                } else {
+                    "record cut short with valid records after it"
+                },
+                pos,
+            ));
+        }
+        let payload = &rest[2..2 + len];
         let event = decode_payload(payload).ok_or_else(|| corrupt("unreadable record", pos))?;
         if event.seq != expected {
             return Err(corrupt(
@@ -139,6 +165,24 @@ pub fn replay(path: &Path) -> Result<Replay, LogError> {
         base_seq,
         events,
         torn_bytes,
+    })
+}
+
+/// Whether a whole, checksummed record of seq `expected` or later starts
+/// anywhere in `tail`: proof that what came before it was damaged, not torn.
+fn holds_a_record(tail: &[u8], expected: u64) -> bool {
+    (0..tail.len()).any(|start| {
+        let rest = &tail[start..];
+        if rest.len() < 2 {
+            return false;
+        }
+        let len = u16::from_le_bytes([rest[0], rest[1]]) as usize;
+        if !(FIXED_PAYLOAD..=MAX_PAYLOAD).contains(&len) || rest.len() < 2 + len + 8 {
+            return false;
+        }
+        let payload = &rest[2..2 + len];
+        let sum = u64::from_le_bytes(rest[2 + len..2 + len + 8].try_into().unwrap());
+        fnv1a64(payload) == sum && decode_payload(payload).is_some_and(|e| e.seq >= expected)
     })
 }
 
@@ -240,6 +284,87 @@ mod tests {
         assert!(err.contains("checksum mismatch at byte 16"), "{err}");
         // Nothing was cut.
         assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    }
+
+    /// Writes `count` records and returns the log's path and each record's
+    /// offset.
+    fn log_of(count: u64) -> (std::path::PathBuf, Vec<usize>) {
+        let path = tempdir().join("pixels.log");
+        let mut w = LogWriter::create(&path, 0).unwrap();
+        let mut offsets = Vec::new();
+        let mut pos = HEADER_LEN as usize;
+        let mut buf = Vec::new();
+        for seq in 1..=count {
+            offsets.push(pos);
+            w.append(&event(seq)).unwrap();
+            encode(&event(seq), &mut buf);
+            pos += buf.len();
+        }
+        (path, offsets)
+    }
+
+    #[test]
+    fn an_impossible_length_near_the_end_is_corruption_not_a_tear() {
+        // The review's case: 0xFFFF as a length 1,000 records before the end
+        // was taken for a torn tail and 1,000 acknowledged writes were cut.
+        let (path, offsets) = log_of(1100);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = offsets[100];
+        bytes[at..at + 2].copy_from_slice(&0xFFFFu16.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let err = replay(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "record length 65535, which no record can have at byte {at}"
+            )),
+            "{err}"
+        );
+        assert!(err.contains("pixels.log"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing was cut");
+        // A zero length is as impossible.
+        bytes[at..at + 2].copy_from_slice(&0u16.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(
+            replay(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("record length 0")
+        );
+    }
+
+    #[test]
+    fn damage_to_the_last_but_one_record_is_refused() {
+        // A plausible length, grown so the record seems to run past the end:
+        // the last record, whole and valid, shows this is no tear.
+        let (path, offsets) = log_of(5);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = offsets[3];
+        let len = u16::from_le_bytes([bytes[at], bytes[at + 1]]);
+        bytes[at..at + 2].copy_from_slice(&(len + 60).to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+        let err = replay(&path).unwrap_err().to_string();
+        assert!(err.contains(&format!("at byte {at}")), "{err}");
+        // A flipped byte in it, its length intact: a checksum mismatch.
+        let (path, offsets) = log_of(5);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[offsets[3] + 7] ^= 0x55;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = replay(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("checksum mismatch at byte {}", offsets[3])),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_last_record_torn_anywhere_is_cut() {
+        let (path, offsets) = log_of(3);
+        let full = std::fs::read(&path).unwrap();
+        for end in offsets[2] + 1..full.len() {
+            std::fs::write(&path, &full[..end]).unwrap();
+            let r = replay(&path).unwrap_or_else(|e| panic!("cut at {end}: {e}"));
+            assert_eq!(r.events, vec![event(1), event(2)], "cut at {end}");
+        }
     }
 
     #[test]
