@@ -1,5 +1,5 @@
-//! What the manifest tests stand on: the rendered kustomizations, kubernetes-validate,
-//! and reading the rendered objects as Kubernetes would (label selectors,
+//! What the manifest tests stand on: the rendered kustomizations,
+//! kubernetes-validate, and reading the rendered objects as Kubernetes would (label selectors,
 //! Service ports, Ingress paths).
 
 use std::io::Write;
@@ -24,7 +24,8 @@ pub fn kustomize(dir: &str) -> Vec<Value> {
     super::kustomize::render(&repo_root().join(dir))
 }
 
-/// The objects as one YAML stream, as kubectl prints them.
+/// The objects as one YAML stream (of JSON documents), for
+/// kubernetes-validate.
 pub fn to_yaml(objects: &[Value]) -> String {
     super::kustomize::to_yaml(objects)
 }
