@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use protocol::{ErrorCode, ServerMessage};
 
-use crate::harness::http::{self, canvas_bin, canvas_bin_with_epoch, pixel_at};
+use crate::harness::http::{self, canvas_bin, canvas_bin_with_epoch, metric, pixel_at};
 use crate::harness::player::{
     Player, Traffic, join_players, report_recovery, verify, verify_views,
 };
@@ -108,24 +108,6 @@ async fn finish(traffic: Traffic, stack: &Stack, fault: &str) -> Vec<Player> {
     assert_eq!(acked.len(), (PLAYERS * PLACEMENTS) as usize);
     report_recovery(fault, &players);
     players
-}
-
-/// A counter from a gateway's `/metrics`.
-async fn metric(base: &str, name: &str) -> u64 {
-    let text = http::client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("/metrics has no {name}"))
-        .trim()
-        .parse()
-        .expect("a number")
 }
 
 #[tokio::test]

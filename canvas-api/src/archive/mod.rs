@@ -44,6 +44,17 @@ struct Shared {
     index: Mutex<Index>,
 }
 
+impl Shared {
+    fn last_keyframe(&self) -> Option<Keyframe> {
+        self.index
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keyframes
+            .last()
+            .copied()
+    }
+}
+
 /// What readers need to find a moment.
 #[derive(Debug, Default, Clone)]
 struct Index {

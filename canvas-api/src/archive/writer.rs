@@ -104,15 +104,7 @@ impl Writer {
     /// a new keyframe from the store.
     fn resume(&mut self) -> anyhow::Result<()> {
         let dir = self.shared.dir.clone();
-        let Some(k) = self
-            .shared
-            .index
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .keyframes
-            .last()
-            .copied()
-        else {
+        let Some(k) = self.shared.last_keyframe() else {
             return Ok(());
         };
         let board = read_keyframe(&dir, k, self.shared.geometry)?;
@@ -279,14 +271,7 @@ impl Writer {
                 segment.get_ref().sync_data()?;
                 n + 1
             }
-            None => self
-                .shared
-                .index
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .keyframes
-                .last()
-                .map_or(0, |k| k.n + 1),
+            None => self.shared.last_keyframe().map_or(0, |k| k.n + 1),
         };
         let k = Keyframe { n, seq, ts };
         let (dir, geometry, board) = (
