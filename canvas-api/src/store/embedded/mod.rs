@@ -15,9 +15,9 @@
 //! like over the board. Moderation state (bans, protections, audit log) is
 //! in `moderation.json`.
 //!
-//! One job per file: [`recovery`] opens the folder, [`rules`] places a
-//! pixel (the twin of `place.lua`), [`moderation_ops`] serves moderation,
-//! [`rotation`] fsyncs and compacts; this file holds the state and the
+//! One job per file: `recovery` opens the folder, `rules` places a
+//! pixel (the twin of `place.lua`), `moderation_ops` serves moderation,
+//! `rotation` fsyncs and compacts; this file holds the state and the
 //! reads.
 
 mod checksum;
