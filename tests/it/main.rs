@@ -28,4 +28,5 @@ mod redis_tls;
 mod shutdown;
 mod slow_headers;
 mod sse;
+mod store_conformance;
 mod user_delivery;
