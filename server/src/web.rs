@@ -59,6 +59,26 @@ const FILES: &[(&str, &str, &[u8])] = &[
         JS,
         include_bytes!("../../web/static/session.js"),
     ),
+    (
+        "/static/template.js",
+        JS,
+        include_bytes!("../../web/static/template.js"),
+    ),
+    (
+        "/static/template_panel.js",
+        JS,
+        include_bytes!("../../web/static/template_panel.js"),
+    ),
+    (
+        "/static/heatmap.js",
+        JS,
+        include_bytes!("../../web/static/heatmap.js"),
+    ),
+    (
+        "/static/minimap.js",
+        JS,
+        include_bytes!("../../web/static/minimap.js"),
+    ),
 ];
 
 /// The file at `path`, if the client has one there.
