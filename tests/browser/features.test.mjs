@@ -107,9 +107,9 @@ describe("templates, minimap, heatmap, keys and pinch", { timeout: 300_000 }, ()
   }
 
   /** A test that leaves a screenshot of its page in tests/artifacts when it fails. */
-  const check = (name, fn) => test(name, async () => {
+  const check = (name, fn) => test(name, async (t) => {
     try {
-      await fn();
+      await fn(t);
     } catch (e) {
       const slug = name.replace(/[^a-z0-9]+/gi, "-").slice(0, 50);
       const page = pages.at(-1);
@@ -367,6 +367,60 @@ describe("templates, minimap, heatmap, keys and pinch", { timeout: 300_000 }, ()
     assert.ok(Date.now() - placedAt > (coolS - 2) * 1000, "not gone before its time");
     await page.keyboard.press("h");
     assert.equal(await page.isHidden("#heatmap"), true);
+  });
+
+  check("the heatmap takes 1,000 events a second: counted without drawing each, hot where they land", async (t) => {
+    // The test plays the socket (HTTP still goes to the server) so it can
+    // send exactly this many events.
+    const page = await openPage(browser, null, { username: "heat-flood" });
+    pages.push(page);
+    let opened;
+    const socketOpened = new Promise((resolve) => { opened = resolve; });
+    await page.routeWebSocket(/\/ws/, (ws) => opened(ws));
+    await page.goto(`${server.url}/`);
+    const socket = await Promise.race([
+      socketOpened,
+      new Promise((_, reject) => setTimeout(() => reject(new Error("the page opened no socket")), 15_000)),
+    ]);
+    const board = await fetch(`${server.url}/api/canvas.bin`);
+    await board.arrayBuffer();
+    const seq = Number(board.headers.get("x-canvas-seq"));
+    socket.send(JSON.stringify({
+      type: "connected", clientId: "c1", username: "heat-flood", podId: "mock", width: 1000, height: 1000,
+      palette: ["#000000", "#FFFFFF"], anyColor: false, cooldownMs: 0, seq,
+    }));
+    await waitLive(page);
+    await page.mouse.move(5, 400);
+    await page.keyboard.press("h");
+    const before = await page.evaluate(() => window.__canvas.heatmap());
+
+    const RATE = 1000;
+    const SECONDS = 3;
+    const PER_BATCH = 50;
+    const total = RATE * SECONDS;
+    const started = Date.now();
+    // Every event inside the 40×40 square at (600, 300), white on white (the heat shows plain).
+    for (let sent = 0; sent < total;) {
+      const events = [];
+      for (let i = 0; i < PER_BATCH; i++, sent++) {
+        events.push({ type: "pixel_updated", x: 600 + (sent % 40), y: 300 + (Math.floor(sent / 40) % 40), color: "#FFFFFF", username: "someone", timestamp: Date.now(), seq: seq + 1 + sent });
+      }
+      socket.send(JSON.stringify({ type: "batch", events }));
+      const due = started + (sent / RATE) * 1000;
+      await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())));
+    }
+    await page.waitForFunction((n) => window.__canvas.heatmap().events === n, before.events + total);
+    const elapsed = (Date.now() - started) / 1000;
+    const after = await page.evaluate(() => window.__canvas.heatmap());
+    t.diagnostic(`${total} events in ${elapsed.toFixed(2)} s; heat drawn ${after.draws - before.draws} times`);
+    // Drawn on its timer (every 250 ms), not per event; memory is the fixed grid.
+    assert.ok(after.draws - before.draws <= Math.ceil(elapsed / 0.25) + 4, JSON.stringify({ before, after, elapsed }));
+    assert.equal(after.cells, before.cells);
+    assert.ok(after.cells <= 160 * 160);
+    const [hot, cold] = await screenColors(page, [await pixelCenter(page, 620, 320), await pixelCenter(page, 300, 700)]);
+    assert.ok(rgb(hot)[0] > 200 && rgb(hot)[0] - rgb(hot)[2] > 80, `hot where the events land: ${hot}`);
+    assert.equal(cold, "#FFFFFF");
+    await page.screenshot({ path: join(ARTIFACTS, "heatmap-flood.png") });
   });
 
   check("W A S D and the arrows pan, + and - zoom around the middle", async () => {

@@ -27,8 +27,9 @@ export class Heatmap {
     this.image = null;
     this.timer = 0;
     this.last = performance.now();
-    /** Events counted since the page loaded (for tests). */
+    /** Events counted, and heat grids drawn, since the page loaded (for tests). */
     this.events = 0;
+    this.draws = 0;
   }
 
   /** The board's size: one cell covers `cell` × `cell` board pixels. */
@@ -112,6 +113,7 @@ export class Heatmap {
       d[j + 3] = Math.round(255 * (0.45 + 0.5 * t));
     }
     this.ctx.putImageData(this.image, 0, 0);
+    this.draws++;
   }
 
   /** Puts the overlay over the board (called in the frame the view moves). */

@@ -341,7 +341,7 @@ window.__canvas = Object.freeze({
   timing: () => ({ ...timing }),
   sync: () => ({ loading: sync.loading, buffered: sync.buffer.length, pending: sync.pending.size }),
   template: () => (template.state ? { ...template.state, src: template.state.kind === "url" ? template.state.src : "(file)" } : null),
-  heatmap: () => ({ on: heatmap.on, events: heatmap.events, cells: heatmap.heat.length, cell: heatmap.cell }),
+  heatmap: () => ({ on: heatmap.on, events: heatmap.events, draws: heatmap.draws, cells: heatmap.heat.length, cell: heatmap.cell }),
 });
 
 sync.start();
