@@ -291,7 +291,9 @@ export class Template {
 
   /** Puts the overlay over its board pixels (called in the frame the view moves). */
   place(view) {
-    if (!this.state) return;
+    // Hidden until the view knows where the board is (as the board is).
+    if (!this.state || !view.width) return;
+    this.canvas.style.visibility = "visible";
     const s = view.scale;
     const left = Math.round(view.tx) + this.state.x * s;
     const top = Math.round(view.ty) + this.state.y * s;
