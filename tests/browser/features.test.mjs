@@ -237,11 +237,26 @@ describe("templates, minimap, heatmap, keys and pinch", { timeout: 300_000 }, ()
     // Moving it rewrites the link; the panel says the link carries it.
     await page.click("#template-toggle");
     assert.match(await page.textContent("#template-source"), /From \/api\/canvas\.png: Copy link shares it/);
-    await page.fill("#template-y", "2");
+    await page.fill("#template-y", "25");
     await page.press("#template-y", "Enter");
-    await page.waitForFunction(() => new URLSearchParams(location.hash.slice(1)).get("oy") === "2");
+    await page.waitForFunction(() => new URLSearchParams(location.hash.slice(1)).get("oy") === "25");
     const q = await page.evaluate(() => Object.fromEntries(new URLSearchParams(location.hash.slice(1))));
-    assert.deepEqual({ template: q.template, ox: q.ox, oy: q.oy, oo: q.oo }, { template: "/api/canvas.png", ox: "5", oy: "2", oo: "1" });
+    assert.deepEqual({ template: q.template, ox: q.ox, oy: q.oy, oo: q.oo }, { template: "/api/canvas.png", ox: "5", oy: "25", oo: "1" });
+    // Its handle sits on its top-left corner; dragging it moves the template
+    // by whole board pixels (12 CSS px each here).
+    const corner = await pixelCenter(page, 5, 25);
+    const handle = await page.locator("#template-handle").boundingBox();
+    assert.ok(Math.abs(handle.x + handle.width / 2 - (corner.x - 6)) <= 1 && Math.abs(handle.y + handle.height / 2 - (corner.y - 6)) <= 1,
+      JSON.stringify({ handle, corner }));
+    await page.mouse.move(handle.x + handle.width / 2, handle.y + handle.height / 2);
+    await page.mouse.down();
+    for (let k = 1; k <= 4; k++) await page.mouse.move(handle.x + handle.width / 2 + k * 9, handle.y + handle.height / 2 + k * 3);
+    await page.mouse.up();
+    await page.waitForFunction(() => new URLSearchParams(location.hash.slice(1)).get("ox") === "8");
+    const moved = await page.evaluate(() => window.__canvas.template());
+    assert.deepEqual([moved.x, moved.y], [8, 26]);
+    assert.equal(await page.inputValue("#template-x"), "8");
+    assert.equal((await viewOf(page)).scale, 12, "the drag moved the template, not the view");
 
     // Another origin: refused with a message, and never requested.
     const elsewhere = [];

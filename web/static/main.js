@@ -73,6 +73,7 @@ const view = new View($("viewport"), $("board"), reticle, $("grid"), {
     showCoords();
     linkSoon();
     template.place(view);
+    templatePanel.placeHandle();
     heatmap.place(view);
     minimap.place();
   },
@@ -95,7 +96,7 @@ const template = new Template($("template"), board, {
   },
   message: (text, kind) => toasts.show(text, kind, "template"),
 });
-const templatePanel = new TemplatePanel(template, () => view.place());
+const templatePanel = new TemplatePanel(template, () => view.place(), view);
 const heatmap = new Heatmap($("heatmap"));
 const minimap = new Minimap($("minimap"), $("board"), view, $("minimap-toggle"));
 const heatmapToggle = $("heatmap-toggle");

@@ -1,7 +1,8 @@
 // The template's panel: load an image from a file or from a URL of this
-// site, put its top-left corner on a board pixel (numbers, or "here": the
-// pixel in the middle of the screen), set its opacity, show only the pixels
-// that differ from the board, or remove it. It also says whether a link can
+// site, put its top-left corner on a board pixel (numbers, "here": the
+// pixel in the middle of the screen, or dragging the handle at that corner
+// while the panel is open), set its opacity, show only the pixels that
+// differ from the board, or remove it. It also says whether a link can
 // carry the template (one from a file cannot).
 
 const $ = (id) => document.getElementById(id);
@@ -11,8 +12,12 @@ export class TemplatePanel {
    * @param {import("./template.js").Template} template
    * @param {() => {x: number, y: number}} middle  the board pixel in the middle of the screen
    */
-  constructor(template, middle) {
+  constructor(template, middle, view) {
     this.template = template;
+    this.view = view;
+    this.handle = $("template-handle");
+    /** A drag of the handle: {pointerId, clientX, clientY, x, y} at its start. */
+    this.drag = null;
     this.panel = $("template-panel");
     this.toggle = $("template-toggle");
     this.controls = $("template-controls");
@@ -50,17 +55,56 @@ export class TemplatePanel {
     this.diff.addEventListener("change", () => template.set({ onlyDiff: this.diff.checked }));
     $("template-here").addEventListener("click", () => template.set(middle()));
     $("template-remove").addEventListener("click", () => template.clear());
+    this.listenToHandle();
     this.render();
   }
 
   show(open) {
     this.panel.hidden = !open;
     this.toggle.setAttribute("aria-expanded", String(open));
+    this.placeHandle();
+  }
+
+  /** Dragging the handle moves the template by whole board pixels. */
+  listenToHandle() {
+    const h = this.handle;
+    h.addEventListener("pointerdown", (e) => {
+      const s = this.template.state;
+      if (!s) return;
+      e.preventDefault();
+      try { h.setPointerCapture(e.pointerId); } catch { /* not capturable */ }
+      this.drag = { pointerId: e.pointerId, clientX: e.clientX, clientY: e.clientY, x: s.x, y: s.y };
+    });
+    h.addEventListener("pointermove", (e) => {
+      const d = this.drag;
+      if (!d || e.pointerId !== d.pointerId) return;
+      const x = d.x + Math.round((e.clientX - d.clientX) / this.view.scale);
+      const y = d.y + Math.round((e.clientY - d.clientY) / this.view.scale);
+      if (x !== this.template.state.x || y !== this.template.state.y) this.template.set({ x, y });
+    });
+    const end = (e) => {
+      if (this.drag?.pointerId === e.pointerId) this.drag = null;
+    };
+    h.addEventListener("pointerup", end);
+    h.addEventListener("pointercancel", end);
+  }
+
+  /** Puts the handle on the template's top-left corner (called in the frame the view moves). */
+  placeHandle() {
+    const s = this.template.state;
+    const v = this.view;
+    this.handle.hidden = !s || this.panel.hidden || !v.width;
+    if (this.handle.hidden) return;
+    const r = v.rect();
+    const left = r.left + Math.round(v.tx) + s.x * v.scale;
+    const top = r.top + Math.round(v.ty) + s.y * v.scale;
+    this.handle.style.transform = `translate(${Math.round(left - 14)}px, ${Math.round(top - 14)}px)`;
   }
 
   /** Shows the template's state (called whenever it changes). */
   render() {
     const s = this.template.state;
+    this.placeHandle();
     this.toggle.classList.toggle("on", !!s);
     this.controls.hidden = !s;
     if (!s) {
