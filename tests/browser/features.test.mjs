@@ -257,6 +257,11 @@ describe("templates, minimap, heatmap, keys and pinch", { timeout: 300_000 }, ()
     assert.deepEqual([moved.x, moved.y], [8, 26]);
     assert.equal(await page.inputValue("#template-x"), "8");
     assert.equal((await viewOf(page)).scale, 12, "the drag moved the template, not the view");
+    // Here: its corner on the pixel in the middle of the screen.
+    await page.click("#template-here");
+    const mid = await middlePixel(page);
+    await page.waitForFunction(([x, y]) => window.__canvas.template().x === x && window.__canvas.template().y === y, [mid.x, mid.y]);
+    assert.deepEqual(Object.keys(await page.evaluate(() => window.__canvas.template())).sort(), ["kind", "name", "onlyDiff", "opacity", "src", "x", "y"]);
 
     // Another origin: refused with a message, and never requested.
     const elsewhere = [];

@@ -53,7 +53,10 @@ export class TemplatePanel {
     }
     this.opacity.addEventListener("input", () => template.set({ opacity: Number(this.opacity.value) }));
     this.diff.addEventListener("change", () => template.set({ onlyDiff: this.diff.checked }));
-    $("template-here").addEventListener("click", () => template.set(middle()));
+    $("template-here").addEventListener("click", () => {
+      const { x, y } = middle();
+      template.set({ x, y });
+    });
     $("template-remove").addEventListener("click", () => template.clear());
     this.listenToHandle();
     this.render();
