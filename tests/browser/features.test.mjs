@@ -338,6 +338,8 @@ describe("templates, minimap, heatmap, keys and pinch", { timeout: 300_000 }, ()
     const there = await middlePixel(phone);
     // One minimap pixel spans 1000/120 board pixels on a phone.
     assert.ok(Math.abs(there.x - 500) <= 9 && Math.abs(there.y - 100) <= 9, JSON.stringify(there));
+    // The map shows the (white) board there, untinted by the tap.
+    assert.deepEqual(await screenColors(phone, [{ x: small.x + small.width * 0.5, y: small.y + small.height * 0.8 }]), ["#FFFFFF"]);
     await phone.screenshot({ path: join(ARTIFACTS, "minimap-phone.png") });
   });
 
