@@ -64,6 +64,26 @@ const FILES: &[(&str, &str, &[u8])] = &[
         JS,
         include_bytes!("../../web/static/history.js"),
     ),
+    (
+        "/static/template.js",
+        JS,
+        include_bytes!("../../web/static/template.js"),
+    ),
+    (
+        "/static/template_panel.js",
+        JS,
+        include_bytes!("../../web/static/template_panel.js"),
+    ),
+    (
+        "/static/heatmap.js",
+        JS,
+        include_bytes!("../../web/static/heatmap.js"),
+    ),
+    (
+        "/static/minimap.js",
+        JS,
+        include_bytes!("../../web/static/minimap.js"),
+    ),
 ];
 
 /// The board page's policy: its own scripts and styles only, WebSockets to

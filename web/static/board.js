@@ -40,7 +40,7 @@ export class Board {
     this.x0 = 0; this.y0 = 0; this.x1 = -1; this.y1 = -1;
     this.frameRequested = false;
     this.onLoad = null; // called with (width, height) after each load
-    this.onDraw = null; // called after each putImageData
+    this.onDraw = null; // called after each putImageData with the rectangle drawn (x, y, width, height)
     this.draws = 0;
     this.past = false; // a past moment is on the canvas; writes wait unseen
   }
@@ -146,8 +146,10 @@ export class Board {
     this.frameRequested = false;
     if (!this.dirty || !this.image || this.past) return;
     this.dirty = false;
-    this.ctx.putImageData(this.image, 0, 0, this.x0, this.y0, this.x1 - this.x0 + 1, this.y1 - this.y0 + 1);
+    const w = this.x1 - this.x0 + 1;
+    const h = this.y1 - this.y0 + 1;
+    this.ctx.putImageData(this.image, 0, 0, this.x0, this.y0, w, h);
     this.draws++;
-    if (this.onDraw) this.onDraw();
+    if (this.onDraw) this.onDraw(this.x0, this.y0, w, h);
   }
 }

@@ -7,6 +7,10 @@ import { Sync } from "./sync.js";
 import { View, hashOfPlace, placeOfHash } from "./view.js";
 import { HistoryScrubber } from "./history.js";
 import { Cooldown, Help, Inspector, NameField, Palette, People, Status, Toasts, errorText, formatWait, paletteIndexOfKey } from "./ui.js";
+import { Template, hashOfTemplate, templateOfHash } from "./template.js";
+import { TemplatePanel } from "./template_panel.js";
+import { Heatmap } from "./heatmap.js";
+import { Minimap } from "./minimap.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -70,6 +74,10 @@ const view = new View($("viewport"), $("board"), reticle, $("grid"), {
   onMove() {
     showCoords();
     linkSoon();
+    template.place(view);
+    templatePanel.placeHandle();
+    heatmap.place(view);
+    minimap.place();
   },
   onTap(x, y, { inspect, clientX, clientY }) {
     if (inspect || mode === "inspect") inspector.show(x, y, board.getPixel(x, y));
@@ -81,6 +89,26 @@ const view = new View($("viewport"), $("board"), reticle, $("grid"), {
     } else place(x, y);
   },
 });
+
+const template = new Template($("template"), board, {
+  onChange() {
+    templatePanel.render();
+    template.place(view);
+    linkSoon();
+  },
+  message: (text, kind) => toasts.show(text, kind, "template"),
+});
+const templatePanel = new TemplatePanel(template, () => view.place(), view);
+const heatmap = new Heatmap($("heatmap"));
+const minimap = new Minimap($("minimap"), $("board"), view, $("minimap-toggle"));
+const heatmapToggle = $("heatmap-toggle");
+function showHeatmap(on) {
+  heatmap.show(on);
+  heatmapToggle.setAttribute("aria-pressed", String(on));
+  heatmapToggle.classList.toggle("on", on);
+  if (on) heatmap.place(view);
+}
+heatmapToggle.addEventListener("click", () => showHeatmap(!heatmap.on));
 
 // The palette, cooldown and rules, shown before the socket is up;
 // `connected` repeats the first two.
@@ -116,6 +144,9 @@ const sync = new Sync(board, {
     names.connectedAs(m.username);
     people.setMe(m.username);
     palette.render(m.palette || [], !!m.anyColor);
+  },
+  onLivePixel(e) {
+    heatmap.add(e.x, e.y);
   },
   onLoadError(e) {
     loading.textContent = `Could not load the board (${e.message}); retrying…`;
@@ -158,9 +189,20 @@ configReady
 let linkedPlace = placeOfHash(location.hash);
 board.onLoad = (width, height) => {
   view.setBoardSize(width, height);
+  heatmap.setBoardSize(width, height);
+  minimap.setBoardSize(width, height);
   if (linkedPlace) view.goTo(linkedPlace);
   linkedPlace = null;
 };
+// A template a link carries replaces the one this browser kept.
+{
+  const linked = templateOfHash(location.hash);
+  if (linked) {
+    template.loadUrl(linked.url, linked).then((ok) => {
+      if (ok) toasts.show("Template from the link: T to move it or take it away.", "info", "template");
+    });
+  } else template.restore();
+}
 
 /** The hovered pixel, else the one in the middle of the screen. */
 function showCoords() {
@@ -179,28 +221,42 @@ function linkSoon() {
   clearTimeout(linkTimer);
   linkTimer = setTimeout(writeLink, LINK_DELAY_MS);
 }
+/** The hash for the place (when `withPlace`) and the template (one from a URL). */
+function linkHash(withPlace) {
+  const parts = [];
+  if (withPlace) parts.push(hashOfPlace(view.place()).slice(1));
+  if (template.linkable) parts.push(hashOfTemplate(template.linkable));
+  return parts.length ? `#${parts.join("&")}` : "";
+}
 function writeLink() {
   clearTimeout(linkTimer);
-  const hash = view.untouched ? "" : hashOfPlace(view.place());
+  const hash = linkHash(!view.untouched);
   if (hash !== location.hash) history.replaceState(null, "", `${location.pathname}${location.search}${hash}`);
 }
-// A place typed or pasted into the address bar of an open page.
+// A place (or template) typed or pasted into the address bar of an open page.
 window.addEventListener("hashchange", () => {
   const p = placeOfHash(location.hash);
   if (p) view.goTo(p);
+  // Our own links name the template we show: load only another one.
+  const t = templateOfHash(location.hash);
+  if (t && !(template.linkable && hashOfTemplate(template.linkable) === hashOfTemplate(t))) template.loadUrl(t.url, t);
 });
 $("copy-link").addEventListener("click", async () => {
   writeLink();
-  const url = `${location.origin}${location.pathname}${hashOfPlace(view.place())}`;
+  const url = `${location.origin}${location.pathname}${linkHash(true)}`;
+  // A template from a file stays in this browser: say the link lacks it.
+  const without = template.state && !template.linkable ? " (without the template: a file can't be shared by link)" : "";
   try {
     await navigator.clipboard.writeText(url);
-    toasts.show(`Link copied: ${url}`, "info", "link");
+    toasts.show(`Link copied${without}: ${url}`, "info", "link");
   } catch {
     // No clipboard here (a page not served over https, or no permission).
-    toasts.show(`The link to this place: ${url}`, "info", "link");
+    toasts.show(`The link to this place${without}: ${url}`, "info", "link");
   }
 });
-board.onDraw = () => {
+board.onDraw = (x, y, width, height) => {
+  template.boardChanged(x, y, width, height);
+  minimap.boardChanged();
   if (timing.boardShownMs < 0) {
     timing.boardShownMs = performance.now();
     loading.hidden = true;
@@ -260,12 +316,16 @@ window.addEventListener("keydown", (e) => {
   } else if (e.key === "?") help.show(help.panel.hidden);
   else if (e.key === "i" || e.key === "I") setMode(mode === "inspect" ? "place" : "inspect");
   else if (e.key === "p" || e.key === "P") setMode("place");
-  else if (e.key === "h" || e.key === "H") {
+  else if (e.key === "t" || e.key === "T") templatePanel.show(templatePanel.panel.hidden);
+  else if (e.key === "m" || e.key === "M") minimap.show(!minimap.open, true);
+  else if (e.key === "h" || e.key === "H") showHeatmap(!heatmap.on);
+  else if (e.key === "l" || e.key === "L") {
     if (past.panel.hidden) past.open();
     else past.close();
   } else if (e.key === "Escape") {
     inspector.hide();
     help.show(false);
+    templatePanel.show(false);
     if (!past.panel.hidden) past.close();
   }
 });
@@ -292,6 +352,8 @@ window.__canvas = Object.freeze({
   past: () => past.at,
   timing: () => ({ ...timing }),
   sync: () => ({ loading: sync.loading, buffered: sync.buffer.length, pending: sync.pending.size }),
+  template: () => (template.state ? { ...template.state, src: template.state.kind === "url" ? template.state.src : "(file)" } : null),
+  heatmap: () => ({ on: heatmap.on, events: heatmap.events, draws: heatmap.draws, cells: heatmap.heat.length, cell: heatmap.cell }),
 });
 
 sync.start();

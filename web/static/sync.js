@@ -31,7 +31,8 @@ export class Sync {
    *   username() -> the name to connect with, or "" for a guest name,
    *   token() -> the session token to connect with, or "" (optional),
    *   beforeConnect() -> a promise to await before each connect (optional),
-   *   onUnauthorized(reason) when the server refused the token (4001)
+   *   onUnauthorized(reason) when the server refused the token (4001),
+   *   onLivePixel(event) for each live pixel event as it arrives (optional)
    */
   constructor(board, hooks) {
     this.board = board;
@@ -154,6 +155,7 @@ export class Sync {
   }
 
   onPixel(e) {
+    this.hooks.onLivePixel?.(e);
     if (this.loading) {
       if (this.buffer.length < MAX_PENDING) this.buffer.push(e);
       else this.buffer.overflowed = true;

@@ -15,8 +15,17 @@ export const store = {
   get(key) {
     try { return localStorage.getItem(key) || ""; } catch { return ""; }
   },
+  /** Returns whether the value was kept (storage can be full or off). */
   set(key, value) {
-    try { localStorage.setItem(key, value); } catch { /* not kept */ }
+    try {
+      localStorage.setItem(key, value);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  remove(key) {
+    try { localStorage.removeItem(key); } catch { /* nothing kept */ }
   },
 };
 

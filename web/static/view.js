@@ -394,10 +394,10 @@ export class View {
     if (e.defaultPrevented) return; // taken by a control (the palette's arrows)
     const step = e.shiftKey ? KEY_PAN * 4 : KEY_PAN;
     switch (e.key) {
-      case "ArrowLeft": this.panBy(step, 0); break;
-      case "ArrowRight": this.panBy(-step, 0); break;
-      case "ArrowUp": this.panBy(0, step); break;
-      case "ArrowDown": this.panBy(0, -step); break;
+      case "ArrowLeft": case "a": case "A": this.panBy(step, 0); break;
+      case "ArrowRight": case "d": case "D": this.panBy(-step, 0); break;
+      case "ArrowUp": case "w": case "W": this.panBy(0, step); break;
+      case "ArrowDown": case "s": case "S": this.panBy(0, -step); break;
       case "+": case "=": this.zoomCenter(KEY_ZOOM); break;
       case "-": case "_": this.zoomCenter(1 / KEY_ZOOM); break;
       // Digits pick colors (main.js).
