@@ -13,12 +13,12 @@ use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use protocol::NoticeCode;
 use protocol::http::{
     AuditEntry, AuditPage, BanInfo, BanRequest, ClearRequest, ModerationResult, ProtectRequest,
     Protection, RollbackRequest, UnbanRequest, UndoRequest, UnprotectRequest,
 };
 use protocol::username::is_valid_username;
-use protocol::{NoticeCode, PixelUpdated};
 use serde::de::DeserializeOwned;
 
 use crate::AppState;
@@ -145,18 +145,6 @@ async fn detached<T: Send + 'static>(
         .map_err(|e| ApiError::Internal(format!("moderation task: {e}")))?
 }
 
-/// Publishes moderation writes exactly as placements are published.
-async fn announce(state: &AppState, events: Vec<PixelUpdated>) {
-    for event in events {
-        let seq = event.seq;
-        if let Err(cause) = state.announcer.announce(event).await {
-            // Stored; receivers repair the gap from the replay log.
-            state.canvas.metrics().publish_failures.inc();
-            tracing::warn!(%cause, seq, "publishing a moderation write failed");
-        }
-    }
-}
-
 fn check_username(username: &str) -> Result<(), ApiError> {
     if is_valid_username(username) {
         Ok(())
@@ -256,8 +244,8 @@ async fn rollback(
 ) -> Result<Json<ModerationResult>, ApiError> {
     let (by, req): (_, RollbackRequest) = admit(&state, &headers, raw)?;
     let result = detached(async move {
-        let (events, result) = state.canvas.rollback(req.rect, req.at).await?;
-        announce(&state, events).await;
+        // The store announced each write as it stored it.
+        let (_events, result) = state.canvas.rollback(req.rect, req.at).await?;
         let r = req.rect;
         record(
             &state,
@@ -283,8 +271,8 @@ async fn undo(
     let (by, req): (_, UndoRequest) = admit(&state, &headers, raw)?;
     check_username(&req.username)?;
     let result = detached(async move {
-        let (events, result) = state.canvas.undo(&req.username, req.since).await?;
-        announce(&state, events).await;
+        // The store announced each write as it stored it.
+        let (_events, result) = state.canvas.undo(&req.username, req.since).await?;
         record(
             &state,
             &by,

@@ -1,16 +1,15 @@
-//! [`Announcer`]: how what canvas-api stores reaches the gateways — each
-//! pixel written through its own `PUT /api/pixel` on `pixel-updates`, and
-//! events addressed to one user on that user's channel (`user:<username>`).
-//! A gateway placing for a WebSocket client publishes the pixel itself (and
-//! says so with a header), so each write is announced exactly once.
+//! [`Announcer`]: how events addressed to one user reach the gateways that
+//! hold that user's connections — on the user's channel
+//! (`user:<username>`), or in process. Pixels are not announced here: the
+//! store announces each write as it stores it (`place.lua`, the embedded
+//! store's `Announce`).
 
 use std::sync::Arc;
 
-use protocol::names::{PIXEL_UPDATES_CHANNEL, user_channel};
-use protocol::{PixelUpdated, ServerMessage};
+use protocol::ServerMessage;
+use protocol::names::user_channel;
 use redis::aio::ConnectionManager;
 
-pub type LocalSink = Arc<dyn Fn(PixelUpdated) + Send + Sync>;
 /// Takes a username and the JSON of a message addressed to that user.
 pub type LocalUserSink = Arc<dyn Fn(&str, String) + Send + Sync>;
 
@@ -18,38 +17,20 @@ pub type LocalUserSink = Arc<dyn Fn(&str, String) + Send + Sync>;
 pub enum Announcer {
     /// No gateway listens (a standalone canvas-api on the embedded store).
     Nobody,
-    /// `PUBLISH pixel-updates`, `PUBLISH user:<username>`.
+    /// `PUBLISH user:<username>`.
     Redis(ConnectionManager),
     /// Handed to the gateway in the same process.
-    Local {
-        pixels: LocalSink,
-        users: LocalUserSink,
-    },
+    Local { users: LocalUserSink },
 }
 
 impl Announcer {
-    pub async fn announce(&self, event: PixelUpdated) -> Result<(), String> {
-        match self {
-            Announcer::Nobody => Ok(()),
-            Announcer::Local { pixels, .. } => {
-                pixels(event);
-                Ok(())
-            }
-            Announcer::Redis(conn) => {
-                let json = serde_json::to_string(&ServerMessage::PixelUpdated(event))
-                    .map_err(|e| e.to_string())?;
-                publish(conn, PIXEL_UPDATES_CHANNEL, json).await
-            }
-        }
-    }
-
     /// Sends `message` to the connections of `username`, on every gateway
     /// that holds one (and only there).
     pub async fn tell_user(&self, username: &str, message: &ServerMessage) -> Result<(), String> {
         let json = serde_json::to_string(message).map_err(|e| e.to_string())?;
         match self {
             Announcer::Nobody => Ok(()),
-            Announcer::Local { users, .. } => {
+            Announcer::Local { users } => {
                 users(username, json);
                 Ok(())
             }

@@ -40,6 +40,7 @@ struct Inner {
 impl Canvas {
     /// A board with a cooldown and nothing else (no pools, no moderation).
     pub fn new(store: CanvasStore, palette: Palette, cooldown_ms: u64) -> Self {
+        let metrics = Arc::new(Metrics::counting_announcements_of(&store));
         Canvas {
             inner: Arc::new(Inner {
                 store,
@@ -49,13 +50,14 @@ impl Canvas {
                 ip_pool: None,
                 history_len: crate::store::embedded::DEFAULT_HISTORY_LEN,
                 admin_token: None,
-                metrics: Arc::new(Metrics::default()),
+                metrics,
             }),
         }
     }
 
     /// A board with every rule the configuration names.
     pub fn from_args(store: CanvasStore, args: &CanvasArgs) -> Self {
+        let metrics = Arc::new(Metrics::counting_announcements_of(&store));
         Canvas {
             inner: Arc::new(Inner {
                 store,
@@ -65,7 +67,7 @@ impl Canvas {
                 ip_pool: args.ip_pool(),
                 history_len: args.history_len as usize,
                 admin_token: args.admin_token.clone(),
-                metrics: Arc::new(Metrics::default()),
+                metrics,
             }),
         }
     }

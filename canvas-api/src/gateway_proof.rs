@@ -1,7 +1,7 @@
 //! Proof that a placement comes from a gateway, and for which client.
 //!
 //! A gateway placing for its WebSocket client passes that client's IP (for
-//! the per-IP pool) and publishes the pixel itself. canvas-api must believe
+//! the per-IP pool) and answers that client itself. canvas-api must believe
 //! neither from anyone else: a bare header is forgeable by whoever reaches
 //! its `PUT /api/pixel`. So the gateway signs the placement — user, client
 //! IP, pixel, color and a deadline a few seconds ahead — with a key derived

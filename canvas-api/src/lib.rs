@@ -53,7 +53,7 @@ pub struct AppState {
     /// The history archive, when kept by this process.
     pub archive: Option<archive::Archive>,
     /// Whether `PUT /api/pixel` believes a gateway's placement proof (the
-    /// client IP it passes, and that it publishes the pixel itself): the
+    /// client IP it passes, and that it answers its client itself): the
     /// standalone canvas-api, which gateways call. Never the single
     /// process, whose public route no gateway calls.
     pub gateway_proofs: bool,

@@ -119,12 +119,21 @@ pub struct Metrics {
     pub placements_ip_limited: Counter,
     pub placements_moderated: Counter,
     pub moderation_writes: Counter,
-    pub publish_failures: Counter,
+    /// Shared with the store, which announces what it stores.
+    pub publish_failures: std::sync::Arc<Counter>,
     pub seq: Gauge,
     pub store_latency: Latency,
 }
 
 impl Metrics {
+    /// Metrics whose `canvas_publish_failures_total` is the store's count.
+    pub fn counting_announcements_of(store: &crate::store::CanvasStore) -> Metrics {
+        Metrics {
+            publish_failures: store.announce_failures(),
+            ..Metrics::default()
+        }
+    }
+
     pub fn render(&self, out: &mut String) {
         write_counter(
             out,

@@ -171,7 +171,6 @@ mod tests {
         let sent: Sent = Arc::default();
         let sink = sent.clone();
         let announcer = Announcer::Local {
-            pixels: Arc::new(|_| {}),
             users: Arc::new(move |user, json| {
                 let message = serde_json::from_str(&json).expect("valid JSON");
                 sink.lock().unwrap().push((user.to_owned(), message));

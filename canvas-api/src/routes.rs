@@ -137,11 +137,11 @@ async fn place_pixel(
         req.username = username;
     }
     // A gateway placing for its WebSocket client (proven by its signature
-    // over this very placement) passes the client's IP, publishes the pixel
-    // and answers its client itself. Any other caller placed over HTTP: it
-    // is counted by the address it connects from (or by X-Forwarded-For
-    // when that address is one of TRUSTED_PROXIES), its pixel is published
-    // here, and the user's connections hear the answer too.
+    // over this very placement) passes the client's IP and answers its
+    // client itself. Any other caller placed over HTTP: it is counted by
+    // the address it connects from (or by X-Forwarded-For when that address
+    // is one of TRUSTED_PROXIES), and the user's connections hear the
+    // answer too. Either way the store announces the pixel as it stores it.
     let ip = match proof {
         Some(proof) => {
             let ip = match &req.ip {
@@ -194,13 +194,9 @@ async fn place_pixel(
         y: event.y,
         color: event.color,
     };
+    // The store announced the pixel as it stored it; only the answer to
+    // the user is left.
     if over_http {
-        if let Err(cause) = state.announcer.announce(event.clone()).await {
-            // Stored, so still acknowledged; receivers see the seq gap and
-            // fetch the write from the replay log.
-            state.canvas.metrics().publish_failures.inc();
-            tracing::warn!(%cause, seq = response.seq, "publishing a stored pixel failed");
-        }
         state.notices.placed_over_http(&event).await;
     }
     Ok(Json(response))

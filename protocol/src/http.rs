@@ -16,7 +16,7 @@ pub const HEADER_CANVAS_EPOCH: &str = "x-canvas-epoch";
 /// Sent by a gateway on `PUT /api/pixel`: its signature over this placement
 /// (user, client IP, pixel, color, a deadline), made with a key derived from
 /// `AUTH_SECRET`. With a valid one, canvas-api counts the body's `ip` for the
-/// per-IP pool, and leaves publishing and answering to the gateway (it
+/// per-IP pool, and leaves answering to the gateway (it
 /// answers its WebSocket client itself, so the user is not told of it as a
 /// placement made over HTTP). Without one, or with one that does not match,
 /// the request is an ordinary HTTP placement.

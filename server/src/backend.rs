@@ -32,7 +32,7 @@ pub enum CanvasBackend {
 }
 
 impl CanvasBackend {
-    /// Validates and stores one pixel; `Ok` means stored, not yet published.
+    /// Validates and stores one pixel; `Ok` means stored, and so announced.
     pub async fn place(
         &self,
         x: i64,

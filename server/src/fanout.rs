@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::CanvasBackend;
-use crate::bus::{Incoming, encode_pixel};
 use crate::hub::{EventRun, Hub, HubFrame};
+use crate::incoming::{Incoming, encode_pixel};
 use crate::metrics::GatewayMetrics;
 use crate::seq_tracker::SeqTracker;
 

@@ -8,7 +8,6 @@
 
 pub mod admission;
 pub mod backend;
-pub mod bus;
 pub mod client_frame;
 pub mod client_ip;
 pub mod config;
@@ -19,6 +18,7 @@ pub mod drain;
 pub mod fanout;
 pub mod hub;
 pub mod idle;
+pub mod incoming;
 pub mod ip_limits;
 pub mod mailbox;
 pub mod metrics;
@@ -48,11 +48,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::backend::{CanvasBackend, RemoteCanvas};
-use crate::bus::{EventBus, INGEST_CAPACITY, Incoming};
 use crate::config::Config;
 use crate::fanout::Fanout;
 use crate::hub::Hub;
 use crate::idle::IdleClock;
+use crate::incoming::{INGEST_CAPACITY, Incoming};
 use crate::ip_limits::IpLimits;
 use crate::mailbox::Mailboxes;
 use crate::metrics::GatewayMetrics;
@@ -78,7 +78,10 @@ pub struct GatewayInner {
     /// The board's rules, sent in every `connected`.
     pub canvas_config: CanvasConfig,
     pub backend: CanvasBackend,
-    pub bus: EventBus,
+    /// Set only for a gateway of a remote canvas-api without Redis: no
+    /// announcement reaches it, so it hands its own placements to its
+    /// fan-out (anything else arrives through the replay log).
+    pub echo_placements: Option<mpsc::Sender<Incoming>>,
     pub hub: Arc<Hub>,
     pub users: Arc<LocalUsers>,
     /// Where events addressed to one user reach that user's connections.
@@ -147,8 +150,7 @@ impl Gateway {
         let background_stop = CancellationToken::new();
         let (ingest_tx, ingest_rx) = mpsc::channel::<Incoming>(INGEST_CAPACITY);
         let presence_changed = Arc::new(Notify::new());
-        let bus = transport.bus(&ingest_tx);
-        let announcer = transport.announcer(&ingest_tx, &mailboxes);
+        let announcer = transport.announcer(&mailboxes);
 
         let http_policy = HttpPolicy::from_args(&config.http).map_err(anyhow::Error::msg)?;
         // Every pod must agree on the secret: through Redis when there is
@@ -166,6 +168,9 @@ impl Gateway {
                 let redis_info = transport.redis_info().cloned();
                 let store =
                     canvas_api::open_store(&config.canvas, redis_info, &config.store).await?;
+                // Without Redis, the embedded store hands each write to
+                // this fan-out as it stores it (Redis announces by itself).
+                store.announce_to(incoming::fanout_announce(ingest_tx.clone()));
                 canvas_api::maintenance::spawn(store.clone(), &background, background_stop.clone());
                 if let Some(dir) = config
                     .archive
@@ -230,6 +235,9 @@ impl Gateway {
             }
             None => None,
         };
+        let echo_placements = (transport.redis_info().is_none()
+            && matches!(site, BoardSite::Remote(_)))
+        .then(|| ingest_tx.clone());
         drop(ingest_tx);
 
         let presence = PresenceTask {
@@ -251,7 +259,7 @@ impl Gateway {
             pod_id,
             canvas_config,
             backend,
-            bus,
+            echo_placements,
             hub,
             users,
             mailboxes,

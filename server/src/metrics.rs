@@ -19,8 +19,6 @@ pub struct GatewayMetrics {
     pub placements_acked: Counter,
     pub placements_rejected: Counter,
     pub placements_shed: Counter,
-    pub publish_failures: Counter,
-    pub publish_latency: Latency,
     pub placement_latency: Latency,
     pub duplicates_dropped: Counter,
     pub batched_events: Counter,
@@ -127,23 +125,10 @@ impl GatewayMetrics {
             "counter",
             self.placements_shed.get(),
         );
-        write_counter(
-            out,
-            "gateway_publish_failures_total",
-            "Stored placements whose publish failed (repaired from the log).",
-            "counter",
-            self.publish_failures.get(),
-        );
-        write_latency(
-            out,
-            "gateway_publish_seconds",
-            "Time to publish one stored pixel.",
-            &self.publish_latency,
-        );
         write_latency(
             out,
             "gateway_placement_seconds",
-            "Time from a WebSocket placement's start to its ack (stored and published).",
+            "Time from a WebSocket placement's start to its ack (stored, and so announced).",
             &self.placement_latency,
         );
         write_counter(

@@ -10,10 +10,8 @@ use anyhow::Context;
 use axum::extract::ws::Utf8Bytes;
 use canvas_api::Announcer;
 use redis::aio::ConnectionManager;
-use tokio::sync::mpsc;
 
 use crate::backend::RemoteCanvas;
-use crate::bus::{self, EventBus, Incoming};
 use crate::config::Config;
 use crate::mailbox::{Mailboxes, user_key};
 use crate::presence::PresenceStore;
@@ -65,24 +63,12 @@ impl Transport {
         }
     }
 
-    /// Where this gateway publishes what it stored.
-    pub fn bus(&self, ingest: &mpsc::Sender<Incoming>) -> EventBus {
-        match self {
-            Transport::Redis { conn, .. } => EventBus::Redis(conn.clone()),
-            Transport::InProcess => EventBus::Local(ingest.clone()),
-        }
-    }
-
-    /// How this process announces pixels written through its own `PUT
-    /// /api/pixel`, and events addressed to one user.
-    pub fn announcer(
-        &self,
-        ingest: &mpsc::Sender<Incoming>,
-        mailboxes: &Arc<Mailboxes>,
-    ) -> Announcer {
+    /// How this process tells a user's connections about events
+    /// addressed to that user.
+    pub fn announcer(&self, mailboxes: &Arc<Mailboxes>) -> Announcer {
         match self {
             Transport::Redis { conn, .. } => Announcer::Redis(conn.clone()),
-            Transport::InProcess => local_announcer(ingest.clone(), mailboxes.clone()),
+            Transport::InProcess => local_announcer(mailboxes.clone()),
         }
     }
 
@@ -131,24 +117,11 @@ pub fn name(transport: &Transport, site: &BoardSite) -> &'static str {
     }
 }
 
-/// The single process without Redis: its own HTTP writes go straight to the
-/// fan-out, and events for a user straight to that user's mailboxes.
-fn local_announcer(ingest: mpsc::Sender<Incoming>, mailboxes: Arc<Mailboxes>) -> Announcer {
+/// The single process without Redis: events for a user go straight to
+/// that user's mailboxes. (Its pixels reach the fan-out from the embedded
+/// store, which announces each write as it stores it.)
+fn local_announcer(mailboxes: Arc<Mailboxes>) -> Announcer {
     Announcer::Local {
-        pixels: Arc::new(move |event| {
-            let json = bus::encode_pixel(&event);
-            if ingest
-                .try_send(Incoming::Pixel {
-                    seq: event.seq,
-                    json,
-                })
-                .is_err()
-            {
-                // The fan-out is saturated; the gap is repaired from the
-                // replay log.
-                tracing::warn!(seq = event.seq, "fan-out queue full");
-            }
-        }),
         users: Arc::new(move |username, json| {
             mailboxes.deliver(user_key(username), &Utf8Bytes::from(json));
         }),

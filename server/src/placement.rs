@@ -1,4 +1,4 @@
-//! A connection's placements: each one stored, then published, then
+//! A connection's placements: each one stored (and so announced), then
 //! answered; at most [`MAX_IN_FLIGHT`] at once per connection and
 //! `MAX_PLACEMENTS_IN_FLIGHT` per gateway.
 
@@ -103,10 +103,10 @@ impl Placements {
     }
 }
 
-// One placement: store, then publish, then acknowledge. A pixel is never
-// published before it is stored, and never acknowledged before it is
-// published (or found unpublishable, in which case receivers repair the gap
-// from the replay log).
+// One placement: store (which announces it, in the same step), then
+// acknowledge. A pixel is never announced before it is stored, and never
+// acknowledged before it is announced (or found unannounceable, in which
+// case receivers repair the gap from the replay log).
 async fn place(
     gw: Gateway,
     (x, y, color): (i64, i64, String),
@@ -120,12 +120,9 @@ async fn place(
     match gw.backend.place(x, y, &color, &username, Some(ip)).await {
         Ok(event) => {
             let seq = event.seq;
-            let started = std::time::Instant::now();
-            if let Err(cause) = gw.bus.publish(&event).await {
-                gw.metrics.publish_failures.inc();
-                tracing::warn!(%cause, seq, "publishing a stored pixel failed; receivers will repair the gap");
+            if let Some(ingest) = &gw.echo_placements {
+                crate::incoming::hand_over(ingest, &event);
             }
-            gw.metrics.publish_latency.observe(started.elapsed());
             gw.metrics.placements_acked.inc();
             gw.metrics.placement_latency.observe(placing.elapsed());
             gw.notices.cooldown_started(&username);

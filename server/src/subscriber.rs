@@ -24,7 +24,7 @@ use redis::aio::{PubSubSink, PubSubStream};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::Incoming;
+use crate::incoming::Incoming;
 use crate::mailbox::Mailboxes;
 use crate::metrics::GatewayMetrics;
 

@@ -4,6 +4,7 @@ use protocol::{Color, ErrorCode, ServerMessage};
 
 use crate::harness::client::pixel_event;
 use crate::harness::http::{self, canvas_bin, pixel_at, put_pixel};
+use crate::harness::redis_server::store_unannounced;
 use crate::harness::{Stack, WsClient};
 
 const NO_COOLDOWN: &[(&str, &str)] = &[("COOLDOWN_MS", "0")];
@@ -213,17 +214,8 @@ async fn a_missed_event_is_repaired_from_the_replay_log() {
     .await;
     let gw = &stack.gateways[0];
     let mut watcher = WsClient::connect(&gw.ws(), None).await;
-    // Stored but never published: a gateway's proof says the caller
-    // publishes.
-    let r = http::put_as_gateway(
-        &stack.api.http(),
-        (1, 1),
-        "#FFD635",
-        "ghost",
-        [127, 0, 0, 1].into(),
-    )
-    .await;
-    assert_eq!(r.status(), 200);
+    // Stored, but its announcement was lost.
+    store_unannounced(&stack.redis.url(), 1000, (1, 1), "#FFD635", "ghost").await;
     // The next write exposes the gap; the gateway fills it.
     let mut writer = WsClient::connect(&gw.ws(), Some("writer")).await;
     writer.place(2, 2, "#FFD635", 1).await;
@@ -373,18 +365,66 @@ async fn a_missed_last_event_is_found_even_on_a_quiet_board() {
     )
     .await;
     let mut watcher = WsClient::connect(&stack.gateways[0].ws(), None).await;
-    // Stored, never published, and nothing follows it to reveal a gap.
-    let r = http::put_as_gateway(
-        &stack.api.http(),
-        (9, 9),
-        "#FFD635",
-        "silent",
-        [127, 0, 0, 1].into(),
-    )
-    .await;
-    assert_eq!(r.status(), 200);
+    // Stored, its announcement lost, and nothing follows it to reveal a gap.
+    store_unannounced(&stack.redis.url(), 1000, (9, 9), "#FFD635", "silent").await;
     let m = watcher
         .expect("the unpublished pixel", |m| pixel_event(m, 9, 9).is_some())
         .await;
     assert_eq!(pixel_event(&m, 9, 9).unwrap().username, "silent");
+}
+
+/// The store announces each write in the step that stores it, so
+/// `pixel-updates` carries every write once, in `seq` order, even while
+/// two gateways place at once (when gateways published after storing, two
+/// publishes could cross).
+#[tokio::test]
+async fn pixel_updates_carries_every_write_once_in_seq_order_from_two_gateways() {
+    use futures_util::StreamExt;
+
+    const WRITERS: u64 = 4;
+    const EACH: u64 = 40;
+    let stack = Stack::start(2, NO_COOLDOWN).await;
+    let redis = redis::Client::open(stack.redis.url()).expect("redis URL");
+    let mut channel = redis.get_async_pubsub().await.expect("subscribe");
+    channel
+        .subscribe(protocol::names::PIXEL_UPDATES_CHANNEL)
+        .await
+        .expect("subscribe");
+
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let url = stack.gateways[(w % 2) as usize].ws();
+        writers.push(tokio::spawn(async move {
+            let mut c = WsClient::connect(&url, Some(&format!("w{w}"))).await;
+            // Every placement sent at once, then every answer awaited: as
+            // many in flight as the gateway takes.
+            for i in 0..EACH {
+                c.place(i as i64, w as i64, "#FF4500", i).await;
+            }
+            for i in 0..EACH {
+                let reply = c.reply_to(i).await;
+                assert!(matches!(reply, ServerMessage::Ack { .. }), "{reply:?}");
+            }
+        }));
+    }
+    for w in writers {
+        w.await.expect("writer");
+    }
+
+    let mut messages = channel.on_message();
+    let mut seqs = Vec::new();
+    tokio::time::timeout(crate::harness::WAIT, async {
+        while (seqs.len() as u64) < WRITERS * EACH {
+            let m = messages.next().await.expect("the channel stays open");
+            let payload: String = m.get_payload().expect("text");
+            match serde_json::from_str::<ServerMessage>(&payload).expect("protocol v1") {
+                ServerMessage::PixelUpdated(e) => seqs.push(e.seq),
+                other => panic!("pixel-updates carried {other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} of {} writes announced", seqs.len(), WRITERS * EACH));
+    let expected: Vec<u64> = (1..=WRITERS * EACH).collect();
+    assert_eq!(seqs, expected, "announced out of seq order, or twice");
 }

@@ -651,7 +651,7 @@ fn monitoring_scrapes_both_services_and_its_alerts_are_well_formed() {
         ("slow-client closes", "gateway_queue_drops_total"),
         ("resyncs", "gateway_resyncs_total"),
         ("Redis errors (store)", "canvas_placements_failed_total"),
-        ("Redis errors (publish)", "gateway_publish_failures_total"),
+        ("Redis errors (publish)", "canvas_publish_failures_total"),
         (
             "Redis errors (subscription)",
             "gateway_subscriber_reconnects_total",

@@ -62,7 +62,6 @@ async fn both_services_export_histograms_process_build_and_route_metrics() {
     // Latencies: histograms whose `+Inf` bucket is the count.
     for (text, name, at_least) in [
         (&gateway_text, "gateway_placement_seconds", 1.0),
-        (&gateway_text, "gateway_publish_seconds", 1.0),
         (&api_text, "canvas_store_write_seconds", 2.0),
     ] {
         assert!(

@@ -624,16 +624,24 @@ async fn a_moderation_write_planned_before_a_placement_leaves_that_placement() {
             .arg(1000)
             .arg("~moderation")
             .arg(16)
+            .arg(protocol::names::PIXEL_UPDATES_CHANNEL)
             .arg(index)
             .arg(1)
             .arg(1)
             .arg("#FFFFFF")
-            .arg(expected);
+            .arg(expected)
+            .arg(canvas_api::store::pixel_updated_prefix(
+                1,
+                1,
+                "#FFFFFF".parse().unwrap(),
+                "~moderation",
+            ));
         call
     };
     // Planned from ann's write (seq 1): bob placed since, so nothing moves.
+    // The answer: {ts, announcements failed, seq per write (0: skipped)}.
     let stale: Vec<u64> = run(1).invoke_async(&mut redis).await.unwrap();
-    assert_eq!(stale[1], 0);
+    assert_eq!(stale[2], 0);
     let (w, _, seq, board) = canvas_bin(&api).await;
     assert_eq!(
         (seq, hex(pixel_at(&board, w, 1, 1))),
@@ -641,7 +649,7 @@ async fn a_moderation_write_planned_before_a_placement_leaves_that_placement() {
     );
     // Planned from bob's: written as the next seq, in the log and history.
     let fresh: Vec<u64> = run(later.seq).invoke_async(&mut redis).await.unwrap();
-    assert_eq!(fresh[1], later.seq + 1);
+    assert_eq!((fresh[1], fresh[2]), (0, later.seq + 1));
     let (_, _, seq, board) = canvas_bin(&api).await;
     assert_eq!(
         (seq, hex(pixel_at(&board, w, 1, 1))),

@@ -18,12 +18,14 @@ pub mod gcra;
 pub mod redis;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use protocol::http::{AuditEntry, BanInfo, Protection, Rect};
-use protocol::{Color, PixelUpdated};
+use protocol::{Color, PixelUpdated, ServerMessage};
 
 use crate::clock::now_ms;
+use crate::metrics::Counter;
 
 pub use self::gcra::Gcra;
 
@@ -120,6 +122,32 @@ pub fn ip_key(ip: IpAddr) -> String {
     }
 }
 
+/// Where the embedded store announces each write it stores: called in
+/// `seq` order, under the store's lock, right after the write is logged.
+/// False when it could not be taken (a full queue): receivers repair the
+/// gap from the replay log.
+pub type Announce = Arc<dyn Fn(&PixelUpdated) -> bool + Send + Sync>;
+
+/// The JSON of the `pixel_updated` a write becomes, up to its timestamp's
+/// value. The write scripts append `<timestamp>,"seq":<seq>}` once they know
+/// both, so what they publish is byte for byte what serde encodes from the
+/// protocol's types.
+pub fn pixel_updated_prefix(x: u32, y: u32, color: Color, username: &str) -> String {
+    const TAIL: &str = r#"0,"seq":0}"#;
+    let mut json = serde_json::to_string(&ServerMessage::PixelUpdated(PixelUpdated {
+        x,
+        y,
+        color,
+        username: username.to_owned(),
+        timestamp: 0,
+        seq: 0,
+    }))
+    .expect("a pixel event always encodes");
+    debug_assert!(json.ends_with(r#""timestamp":0,"seq":0}"#), "{json}");
+    json.truncate(json.len() - TAIL.len());
+    json
+}
+
 /// The whole board at one `seq`.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -188,6 +216,23 @@ pub enum CanvasStore {
 }
 
 impl CanvasStore {
+    /// Stored writes whose announcement failed (receivers repair them from
+    /// the replay log), for `canvas_publish_failures_total`.
+    pub fn announce_failures(&self) -> Arc<Counter> {
+        match self {
+            CanvasStore::Redis(s) => s.announce_failures(),
+            CanvasStore::Embedded(s) => s.announce_failures(),
+        }
+    }
+
+    /// Where the embedded store announces what it stores (the single
+    /// process's fan-out). Redis announces on `pixel-updates` by itself.
+    pub fn announce_to(&self, announce: Announce) {
+        if let CanvasStore::Embedded(s) = self {
+            s.announce_to(announce);
+        }
+    }
+
     pub fn geometry(&self) -> Geometry {
         match self {
             CanvasStore::Redis(s) => s.geometry(),
@@ -429,7 +474,30 @@ pub const USER_PIXELS_LEN: usize = 10_000;
 
 #[cfg(test)]
 mod tests {
-    use super::ip_key;
+    use super::*;
+
+    #[test]
+    fn a_prefix_with_the_scripts_tail_is_what_serde_encodes() {
+        for (user, ts, seq) in [
+            ("alice", 1_733_300_000_123, 1),
+            ("~moderation", 7, 99_999_999),
+        ] {
+            let color: Color = "#00A368".parse().unwrap();
+            let tail = format!("{ts},\"seq\":{seq}}}");
+            let event = ServerMessage::PixelUpdated(PixelUpdated {
+                x: 65_535,
+                y: 3,
+                color,
+                username: user.to_owned(),
+                timestamp: ts,
+                seq,
+            });
+            assert_eq!(
+                pixel_updated_prefix(65_535, 3, color, user) + &tail,
+                serde_json::to_string(&event).unwrap()
+            );
+        }
+    }
 
     #[test]
     fn ip_keys_count_a_v6_host_by_its_64_and_unwrap_mapped_v4() {

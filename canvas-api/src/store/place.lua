@@ -11,10 +11,17 @@
 -- ARGV[8] log max length, ARGV[9] pixel index, ARGV[10] history length,
 -- ARGV[11] user pixels kept, ARGV[12] pool size (0: none),
 -- ARGV[13] pool refill ms, ARGV[14] IP pool size (0: none), ARGV[15] IP
--- pool refill ms
+-- pool refill ms, ARGV[16] the channel stored pixels are announced on,
+-- ARGV[17] the event's JSON up to its timestamp (encoded by the caller
+-- with the protocol's types; this script appends `<ts>,"seq":<seq>}`)
 --
--- Returns {1, seq, ts} stored; {0, ms} cooldown; {2, ms} pool empty;
--- {3, ms} IP limited; {4} banned; {5} protected.
+-- Returns {1, seq, ts, announced (1 or 0)} stored; {0, ms} cooldown;
+-- {2, ms} pool empty; {3, ms} IP limited; {4} banned; {5} protected.
+--
+-- Storing and announcing are one step: the event is published here, after
+-- every write, so the channel carries events in seq order and nothing is
+-- announced that was not stored. A failed PUBLISH (pcall) does not undo
+-- the write: receivers find the seq gap and read it from the log.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
@@ -92,4 +99,8 @@ end
 if ip_tat then
   redis.call('SET', KEYS[11], string.format('%d', ip_tat), 'PX', math.max(ip_tat - now, 1))
 end
-return {1, seq, ts}
+local announced = 0
+if type(redis.pcall('PUBLISH', ARGV[16], ARGV[17] .. tss .. ',"seq":' .. seqs .. '}')) == 'number' then
+  announced = 1
+end
+return {1, seq, ts, announced}

@@ -18,6 +18,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use protocol::names::PIXEL_UPDATES_CHANNEL;
 use protocol::names::canvas as keys;
 use protocol::{Color, PixelUpdated};
 use redis::aio::ConnectionManager;
@@ -27,8 +28,9 @@ use protocol::http::{AuditEntry, BanInfo, Protection, Rect};
 
 use super::{
     AUDIT_LEN, Geometry, MAX_PROTECTIONS, PixelRecord, PlaceOutcome, ReplayPage, Rewrite, Snapshot,
-    StoreError, USER_PIXELS_LEN, Updates, Write, ip_key,
+    StoreError, USER_PIXELS_LEN, Updates, Write, ip_key, pixel_updated_prefix,
 };
+use crate::metrics::Counter;
 
 /// Moderation writes per `rewrite.lua` call: Redis serves nothing else
 /// while a script runs, so a big rollback goes in slices.
@@ -50,6 +52,8 @@ pub struct RedisStore {
     updates: std::sync::Arc<Script>,
     rewrite: std::sync::Arc<Script>,
     clear: std::sync::Arc<Script>,
+    /// Stored writes whose `PUBLISH` (inside the write's script) failed.
+    announce_failures: std::sync::Arc<Counter>,
 }
 
 impl RedisStore {
@@ -71,6 +75,7 @@ impl RedisStore {
             updates: std::sync::Arc::new(Script::new(include_str!("updates.lua"))),
             rewrite: std::sync::Arc::new(Script::new(include_str!("rewrite.lua"))),
             clear: std::sync::Arc::new(Script::new(include_str!("clear.lua"))),
+            announce_failures: std::sync::Arc::default(),
         };
         store.claim_dimensions().await?;
         Ok(store)
@@ -98,6 +103,11 @@ impl RedisStore {
     }
 
     /// A clone of the connection, for publishing beside the store.
+    /// Stored writes whose announcement failed.
+    pub fn announce_failures(&self) -> std::sync::Arc<Counter> {
+        self.announce_failures.clone()
+    }
+
     pub fn connection(&self) -> ConnectionManager {
         self.conn.clone()
     }
@@ -141,18 +151,34 @@ impl RedisStore {
             .arg(pool_refill)
             .arg(ip_size)
             .arg(ip_refill)
+            .arg(PIXEL_UPDATES_CHANNEL)
+            .arg(pixel_updated_prefix(
+                write.x,
+                write.y,
+                write.color,
+                &write.username,
+            ))
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
         match reply.as_slice() {
-            [1, seq, ts] => Ok(PlaceOutcome::Stored(PixelUpdated {
-                x: write.x,
-                y: write.y,
-                color: write.color,
-                username: write.username.clone(),
-                timestamp: *ts as u64,
-                seq: *seq as u64,
-            })),
+            [1, seq, ts, announced] => {
+                if *announced == 0 {
+                    self.announce_failures.inc();
+                    tracing::warn!(
+                        seq,
+                        "publishing a stored pixel failed; receivers repair the gap from the log"
+                    );
+                }
+                Ok(PlaceOutcome::Stored(PixelUpdated {
+                    x: write.x,
+                    y: write.y,
+                    color: write.color,
+                    username: write.username.clone(),
+                    timestamp: *ts as u64,
+                    seq: *seq as u64,
+                }))
+            }
             [0, ttl] => Ok(PlaceOutcome::Cooldown {
                 retry_after_ms: (*ttl).max(1) as u64,
             }),
@@ -334,7 +360,8 @@ impl RedisStore {
                 .key(keys::LOG)
                 .arg(self.log_len)
                 .arg(username)
-                .arg(self.history_len);
+                .arg(self.history_len)
+                .arg(PIXEL_UPDATES_CHANNEL);
             for w in slice {
                 let index = self.geometry.index(w.x, w.y);
                 call.key(format!("{}{index}", keys::HISTORY_PREFIX))
@@ -342,14 +369,23 @@ impl RedisStore {
                     .arg(w.x)
                     .arg(w.y)
                     .arg(w.color.to_string())
-                    .arg(w.expected_seq);
+                    .arg(w.expected_seq)
+                    .arg(pixel_updated_prefix(w.x, w.y, w.color, username));
             }
             let reply: Vec<u64> = call.invoke_async(&mut conn).await.map_err(unavailable)?;
-            let Some((&timestamp, seqs)) = reply.split_first() else {
+            let [timestamp, failed, seqs @ ..] = reply.as_slice() else {
                 return Err(StoreError::Corrupt(
                     "rewrite script answered nothing".into(),
                 ));
             };
+            let timestamp = *timestamp;
+            if *failed > 0 {
+                self.announce_failures.add(*failed);
+                tracing::warn!(
+                    failed,
+                    "publishing moderation writes failed; receivers repair the gap from the log"
+                );
+            }
             for (w, &seq) in slice.iter().zip(seqs) {
                 if seq > 0 {
                     events.push(PixelUpdated {

@@ -6,18 +6,22 @@
 --
 -- KEYS[1] board, KEYS[2] seq, KEYS[3] pixel meta, KEYS[4] log,
 -- KEYS[4 + i] history of write i
--- ARGV[1] log max length, ARGV[2] username, ARGV[3] history length, then
--- per write 5 values: pixel index, x, y, color "#RRGGBB", expected seq
+-- ARGV[1] log max length, ARGV[2] username, ARGV[3] history length,
+-- ARGV[4] the channel stored pixels are announced on, then per write 6
+-- values: pixel index, x, y, color "#RRGGBB", expected seq, and the event's
+-- JSON up to its timestamp (as in place.lua)
 --
--- Returns {ts, seq_1, ..., seq_n}, seq_i 0 for a write skipped.
+-- Returns {ts, announcements failed, seq_1, ..., seq_n}, seq_i 0 for a
+-- write skipped. Each write is published as it is stored, as placements
+-- are.
 local t = redis.call('TIME')
 local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local tss = string.format('%d', ts)
 local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
-local out = {ts}
-local n = (#ARGV - 3) / 5
+local out = {ts, 0}
+local n = (#ARGV - 4) / 6
 for i = 1, n do
-  local b = 3 + (i - 1) * 5
+  local b = 4 + (i - 1) * 6
   local index = ARGV[b + 1]
   local color = ARGV[b + 4]
   local current = redis.call('HGET', KEYS[3], index)
@@ -39,6 +43,10 @@ for i = 1, n do
     redis.call('HSET', KEYS[3], index, meta)
     redis.call('LPUSH', KEYS[4 + i], meta)
     redis.call('LTRIM', KEYS[4 + i], 0, tonumber(ARGV[3]) - 1)
+    local event = ARGV[b + 6] .. tss .. ',"seq":' .. seqs .. '}'
+    if type(redis.pcall('PUBLISH', ARGV[4], event)) ~= 'number' then
+      out[2] = out[2] + 1
+    end
     out[#out + 1] = seq
   else
     out[#out + 1] = 0

@@ -142,8 +142,8 @@ pub async fn metric(base: &str, name: &str) -> u64 {
 pub const TEST_SECRET: &str = "test-secret-0123456789abcdef-0123456789";
 
 /// `PUT /api/pixel` as a gateway makes it: with its placement proof for
-/// `ip`, signed with [`TEST_SECRET`]. canvas-api stores it and leaves the
-/// publishing to the caller, so nothing is broadcast.
+/// `ip`, signed with [`TEST_SECRET`], so canvas-api counts `ip`, not the
+/// caller, and leaves the answer to the caller's client to the caller.
 pub async fn put_as_gateway(
     base: &str,
     (x, y): (i64, i64),

@@ -137,3 +137,53 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// Stores a pixel in the board's Redis keys the way `place.lua` does (seq,
+/// replay-log entry, board bytes, metadata) but announces nothing: a write
+/// whose `PUBLISH` was lost, which only the gateways' gap repair can find.
+/// Returns its `seq`.
+pub async fn store_unannounced(
+    url: &str,
+    width: u32,
+    (x, y): (u32, u32),
+    color: &str,
+    username: &str,
+) -> u64 {
+    use protocol::names::canvas as keys;
+    let client = redis::Client::open(url).expect("a Redis URL");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect to Redis");
+    let index = y * width + x;
+    let rgb = u32::from_str_radix(&color[1..], 16).expect("#RRGGBB");
+    let stored = [
+        255 - (rgb >> 16) as u8,
+        255 - (rgb >> 8) as u8,
+        255 - rgb as u8,
+    ];
+    redis::Script::new(
+        r"
+        local seq = redis.call('INCR', KEYS[2])
+        local t = redis.call('TIME')
+        local ts = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+        redis.call('XADD', KEYS[4], seq .. '-0', 'x', ARGV[2], 'y', ARGV[3], 'c', ARGV[4], 'u', ARGV[5], 't', ts)
+        redis.call('SETRANGE', KEYS[1], tonumber(ARGV[1]) * 3, ARGV[6])
+        redis.call('HSET', KEYS[3], ARGV[1], seq .. ':' .. ts .. ':' .. ARGV[4] .. ':' .. ARGV[5])
+        return seq
+        ",
+    )
+    .key(keys::BOARD)
+    .key(keys::SEQ)
+    .key(keys::PIXEL_META)
+    .key(keys::LOG)
+    .arg(index)
+    .arg(x)
+    .arg(y)
+    .arg(color)
+    .arg(username)
+    .arg(&stored[..])
+    .invoke_async(&mut conn)
+    .await
+    .expect("store without announcing")
+}

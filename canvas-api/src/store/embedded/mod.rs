@@ -33,7 +33,7 @@ mod snapshot;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -41,7 +41,8 @@ use protocol::{Color, PixelUpdated};
 
 use self::log::LogWriter;
 use self::moderation::ModerationState;
-use super::{Geometry, PixelRecord, ReplayPage, Snapshot, StoreError, Updates};
+use super::{Announce, Geometry, PixelRecord, ReplayPage, Snapshot, StoreError, Updates};
+use crate::metrics::Counter;
 
 const SNAPSHOT_FILE: &str = "board.snap";
 const LOG_FILE: &str = "pixels.log";
@@ -102,6 +103,10 @@ struct Inner {
     /// below it are seeds, and what came before them is unknown.
     history_floor: u64,
     state: Mutex<State>,
+    /// Where each stored write is announced (the single process's
+    /// fan-out); unset: nobody listens.
+    announce: OnceLock<Announce>,
+    announce_failures: Arc<Counter>,
     sync_file: Mutex<File>,
     _lock: File,
 }
@@ -134,6 +139,16 @@ struct State {
 }
 
 impl EmbeddedStore {
+    /// Announces every write stored from now on to `announce`, in `seq`
+    /// order (set once; a second call is ignored).
+    pub fn announce_to(&self, announce: Announce) {
+        let _ = self.inner.announce.set(announce);
+    }
+
+    pub fn announce_failures(&self) -> Arc<Counter> {
+        self.inner.announce_failures.clone()
+    }
+
     pub fn geometry(&self) -> Geometry {
         self.inner.geometry
     }

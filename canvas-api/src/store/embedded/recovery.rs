@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use protocol::Color;
 
@@ -149,6 +149,8 @@ impl EmbeddedStore {
                     broken: None,
                     unsynced: false,
                 }),
+                announce: OnceLock::new(),
+                announce_failures: Arc::default(),
                 sync_file: Mutex::new(sync_file),
                 _lock: lock,
             }),

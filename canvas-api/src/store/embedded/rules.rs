@@ -129,6 +129,13 @@ impl EmbeddedStore {
         if state.recent.len() > self.inner.recent_cap {
             state.recent.pop_front();
         }
+        // Stored and announced in one step, under the lock: announcements
+        // leave in seq order, and only for what the log holds.
+        if let Some(announce) = self.inner.announce.get()
+            && !announce(event)
+        {
+            self.inner.announce_failures.inc();
+        }
         Ok(())
     }
 }
