@@ -9,8 +9,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   ARTIFACTS,
@@ -24,7 +22,7 @@ import {
   waitLive,
   zoomTo,
 } from "./browser.mjs";
-import { startService } from "./stack.mjs";
+import { startSingleProcess } from "./stack.mjs";
 
 const PHONE = { viewport: { width: 390, height: 844 }, mobile: true };
 // The client's heatmap constants (web/static/heatmap.js).
@@ -70,14 +68,12 @@ function bigPng() {
 }
 
 describe("templates, minimap, heatmap, keys and pinch", { timeout: 300_000 }, () => {
-  let dataDir;
   let server;
   let browser;
   const pages = [];
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), "canvas-features-"));
-    server = await startService("server", "server", { DATA_DIR: dataDir, COOLDOWN_MS: "0" });
+    server = await startSingleProcess({ COOLDOWN_MS: "0" });
     browser = await launchBrowser();
   });
 
@@ -85,7 +81,6 @@ describe("templates, minimap, heatmap, keys and pinch", { timeout: 300_000 }, ()
     const problems = pages.flatMap((p) => p.problems.map((m) => `${p.url()}: ${m}`));
     await browser?.close().catch(() => {});
     await server?.stop();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     assert.deepEqual(problems, []);
   });
 

@@ -5,27 +5,22 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ARTIFACTS, canvasPixel, launchBrowser, openPage, pixelCenter, waitCanvasPixel, waitLive, zoomTo } from "./browser.mjs";
-import { startService } from "./stack.mjs";
+import { startSingleProcess } from "./stack.mjs";
 
 describe("history in the client", { timeout: 120_000 }, () => {
-  let dataDir;
   let server;
   let browser;
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), "canvas-history-"));
-    server = await startService("server", "server", { DATA_DIR: dataDir, COOLDOWN_MS: "0" });
+    server = await startSingleProcess({ COOLDOWN_MS: "0" });
     browser = await launchBrowser();
   });
 
   after(async () => {
     await browser?.close().catch(() => {});
     await server?.stop();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
   async function put(x, y, color) {

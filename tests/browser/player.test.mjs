@@ -9,8 +9,6 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   ARTIFACTS,
@@ -23,7 +21,7 @@ import {
   waitLive,
   zoomTo,
 } from "./browser.mjs";
-import { startService } from "./stack.mjs";
+import { startSingleProcess } from "./stack.mjs";
 
 // Short, so a test can wait for the end of a cooldown; long next to the
 // time a test takes between a placement and its next click.
@@ -38,14 +36,12 @@ const frames = (page) => page.evaluate(() => new Promise((r) => requestAnimation
 const scaleOf = async (page) => (await page.evaluate(() => window.__canvas.view())).scale;
 
 describe("playing safely", { timeout: 240_000 }, () => {
-  let dataDir;
   let server;
   let browser;
   const pages = [];
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), "canvas-player-"));
-    server = await startService("server", "server", { DATA_DIR: dataDir, COOLDOWN_MS: String(COOLDOWN_MS) });
+    server = await startSingleProcess({ COOLDOWN_MS: String(COOLDOWN_MS) });
     browser = await launchBrowser();
   });
 
@@ -53,7 +49,6 @@ describe("playing safely", { timeout: 240_000 }, () => {
     const problems = pages.flatMap((p) => p.problems.map((m) => `${p.url()}: ${m}`));
     await browser?.close().catch(() => {});
     await server?.stop();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     assert.deepEqual(problems, []);
   });
 

@@ -4,8 +4,9 @@
 // killed when the stack stops, and when the test process exits.
 
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -160,6 +161,26 @@ export async function startService(name, bin, env) {
   proc.url = `http://${proc.addr}`;
   await waitReady(proc);
   return proc;
+}
+
+/**
+ * The single-process server on a fresh `DATA_DIR`, which goes when it
+ * stops.
+ */
+export async function startSingleProcess(env = {}) {
+  const dataDir = mkdtempSync(join(tmpdir(), "canvas-single-"));
+  try {
+    const server = await startService("server", "server", { DATA_DIR: dataDir, ...env });
+    const stop = server.stop.bind(server);
+    server.stop = async () => {
+      await stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    };
+    return server;
+  } catch (e) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw e;
+  }
 }
 
 async function waitReady(proc) {
