@@ -12,10 +12,11 @@
 FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 # Every workspace member's manifest must be present for cargo to load the
-# workspace, so all four crates are copied; web/ is compiled into the
+# workspace, so all five crates are copied; web/ is compiled into the
 # gateway (server/src/web.rs includes its files).
 COPY Cargo.toml Cargo.lock ./
 COPY protocol protocol
+COPY plumbing plumbing
 COPY canvas-api canvas-api
 COPY server server
 COPY tests tests

@@ -8,23 +8,16 @@ pub mod announce;
 pub mod archive;
 pub mod auth;
 pub mod canvas;
-pub mod client_ip;
-pub mod clock;
 pub mod config;
 pub mod error;
 pub mod gateway_proof;
 pub mod history;
-pub mod http_metrics;
-pub mod http_policy;
-pub mod listen;
 pub mod maintenance;
 pub mod metrics;
 pub mod moderation;
 pub mod notices;
 pub mod palette;
 pub mod placement_rate;
-pub mod process;
-pub mod process_metrics;
 pub mod render;
 pub mod routes;
 pub mod store;
@@ -32,13 +25,15 @@ pub mod store;
 use std::future::Future;
 
 use axum::Router;
+// The shared plumbing, under the names this crate has always used for it.
+pub use plumbing::{HttpPolicy, http_layers};
+use plumbing::{client_ip, clock, listen};
 use tokio::net::TcpListener;
 
 pub use announce::Announcer;
 pub use auth::Auth;
 pub use canvas::Canvas;
 pub use error::ApiError;
-pub use http_policy::{HttpPolicy, http_layers};
 pub use notices::UserNotices;
 
 /// What every canvas-api handler shares. Cheap to clone.

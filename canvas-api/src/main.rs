@@ -2,11 +2,11 @@
 //! itself is the library.
 
 use anyhow::Context;
-use canvas_api::config::{
-    ArchiveArgs, AuthArgs, CanvasArgs, HttpArgs, ListenArgs, RedisArgs, StoreArgs,
-};
+use canvas_api::config::{ArchiveArgs, AuthArgs, CanvasArgs, StoreArgs};
 use canvas_api::{Announcer, AppState, Auth, Canvas, HttpPolicy, UserNotices};
 use clap::Parser;
+use plumbing::config::{HttpArgs, ListenArgs};
+use plumbing::redis::RedisArgs;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -42,7 +42,7 @@ const DEFAULT_PORT: u16 = 8081;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    canvas_api::process::init_tracing();
+    plumbing::process::init_tracing();
     let config = Config::parse();
     config.canvas.validate().map_err(anyhow::Error::msg)?;
     config.auth.validate().map_err(anyhow::Error::msg)?;
@@ -51,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Bind first: a taken port must fail before the store is opened.
     let addr = config.listen.addr(DEFAULT_PORT);
-    let listener = canvas_api::listen::bind(addr, None)
+    let listener = plumbing::listen::bind(addr, None)
         .with_context(|| format!("{} {addr}: cannot listen", config.listen.source()))?;
     let store = canvas_api::open_store(&config.canvas, redis, &config.store).await?;
     let auth = match &store {
@@ -98,7 +98,11 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     tracing::info!("listening on {}", listener.local_addr()?);
-    let limits = canvas_api::listen::ServeLimits::new(&policy, &auth);
+    let limits = plumbing::listen::ServeLimits::new(
+        &policy,
+        auth.trusted_proxies(),
+        auth.forwarded_for_watch(),
+    );
     let router = canvas_api::router(
         AppState {
             canvas,
@@ -117,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
         listener,
         router,
         limits,
-        canvas_api::process::shutdown_signal(),
+        plumbing::process::shutdown_signal(),
     )
     .await?;
 

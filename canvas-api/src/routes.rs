@@ -350,10 +350,10 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
 
 async fn metrics(
     State(state): State<AppState>,
-    http: Option<axum::Extension<std::sync::Arc<crate::http_metrics::HttpMetrics>>>,
+    http: Option<axum::Extension<std::sync::Arc<plumbing::http_metrics::HttpMetrics>>>,
 ) -> impl IntoResponse {
     let mut out = String::new();
-    crate::metrics::write_build_info(
+    plumbing::metrics::write_build_info(
         &mut out,
         "canvas_api_build_info",
         "The canvas-api build this process runs (always 1).",
@@ -367,7 +367,7 @@ async fn metrics(
             "HTTP requests answered, by route template, method and status class.",
         );
     }
-    crate::process_metrics::render(&mut out);
+    plumbing::process_metrics::render(&mut out);
     state.auth.forwarded_for_watch().render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

@@ -118,7 +118,7 @@ impl RemoteCanvas {
                 y,
                 color,
             },
-            canvas_api::clock::now_ms(),
+            plumbing::clock::now_ms(),
         );
         let response = self
             .http

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use canvas_api::config::{
-    ArchiveArgs, AuthArgs, CanvasArgs, HttpArgs, ListenArgs, RedisArgs, StoreArgs,
-};
+use canvas_api::config::{ArchiveArgs, AuthArgs, CanvasArgs, StoreArgs};
+use plumbing::config::{HttpArgs, ListenArgs};
+use plumbing::redis::RedisArgs;
 
 /// Where the gateway listens unless told: loopback port 8080.
 pub const DEFAULT_PORT: u16 = 8080;

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use canvas_api::client_ip::limit_key;
+use plumbing::client_ip::limit_key;
 
 /// How deep an IP may go into debt (in seconds' worth of its rate) by
 /// sending on after being told `rate_limited`; past it, the sending

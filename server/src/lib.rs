@@ -40,7 +40,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use canvas_api::{Auth, Canvas, HttpPolicy, UserNotices};
+use canvas_api::{Auth, Canvas, UserNotices};
+use plumbing::HttpPolicy;
 use protocol::http::CanvasConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore, mpsc};
@@ -328,7 +329,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(gateway.clone());
-    let limits = canvas_api::listen::ServeLimits::new(&gateway.http_policy, &gateway.auth);
+    let limits = plumbing::listen::ServeLimits::new(
+        &gateway.http_policy,
+        gateway.auth.trusted_proxies(),
+        gateway.auth.forwarded_for_watch(),
+    );
     let token = gateway.shutdown.clone();
     let signal = async move {
         shutdown.await;
@@ -343,7 +348,7 @@ pub async fn run(
     };
     tokio::pin!(grace_over);
 
-    let serving = canvas_api::listen::serve(listener, app, limits, signal);
+    let serving = plumbing::listen::serve(listener, app, limits, signal);
     tokio::select! {
         result = serving => result?,
         () = &mut grace_over => tracing::warn!("HTTP requests still open after the grace period"),

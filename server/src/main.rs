@@ -9,16 +9,16 @@ use server::config::Config;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    canvas_api::process::init_tracing();
+    plumbing::process::init_tracing();
     let config = Config::parse();
     // Bind first: a taken port must fail before the store is opened.
     let addr = config.listen.addr(server::config::DEFAULT_PORT);
-    let listener = canvas_api::listen::bind(addr, config.send_buffer())
+    let listener = plumbing::listen::bind(addr, config.send_buffer())
         .with_context(|| format!("{} {addr}: cannot listen", config.listen.source()))?;
     let gateway = Gateway::start(&config).await?;
     let addr = listener.local_addr()?;
     tracing::info!("listening on {addr}");
     tracing::info!("open http://{addr}/ to draw");
-    server::run(listener, gateway, canvas_api::process::shutdown_signal()).await?;
+    server::run(listener, gateway, plumbing::process::shutdown_signal()).await?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! The gateway's counters for `/metrics`.
 
-use canvas_api::metrics::{Counter, Gauge, Latency, write_counter, write_latency};
+use plumbing::metrics::{Counter, Gauge, Latency, write_counter, write_latency};
 
 #[derive(Debug, Default)]
 pub struct GatewayMetrics {

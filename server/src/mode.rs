@@ -37,7 +37,7 @@ impl Transport {
     pub async fn connect(config: &Config) -> anyhow::Result<Transport> {
         match config.redis.connection_info().map_err(anyhow::Error::msg)? {
             Some(info) => {
-                let conn = canvas_api::store::redis::connect_manager(info.clone())
+                let conn = plumbing::redis::connect_manager(info.clone())
                     .await
                     .map_err(|e| anyhow::anyhow!("Redis: {e}"))?;
                 Ok(Transport::Redis {

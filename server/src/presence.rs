@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::hub::{Hub, PresenceFrames};
-use canvas_api::clock::now_ms;
+use plumbing::clock::now_ms;
 
 /// The most usernames in one pod's record and in a `user_list` frame. Every
 /// connection's write buffer keeps the capacity of the largest frame it was

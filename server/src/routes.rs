@@ -55,7 +55,7 @@ pub fn router(gateway: Gateway) -> Router {
     let router = router
         .fallback(canvas_api::routes::not_found)
         .method_not_allowed_fallback(canvas_api::routes::method_not_allowed);
-    canvas_api::http_layers(router, policy)
+    plumbing::http_layers(router, policy)
 }
 
 async fn ws_only(
@@ -201,7 +201,7 @@ async fn readyz(State(gw): State<Gateway>) -> Response {
 
 async fn metrics(State(gw): State<Gateway>) -> Response {
     let mut out = String::new();
-    canvas_api::metrics::write_build_info(
+    plumbing::metrics::write_build_info(
         &mut out,
         "gateway_build_info",
         "The gateway (server) build this process runs (always 1).",
@@ -216,7 +216,7 @@ async fn metrics(State(gw): State<Gateway>) -> Response {
         "gateway_http_requests_total",
         "HTTP requests answered, by route template, method and status class (a WebSocket upgrade is 1xx).",
     );
-    canvas_api::process_metrics::render(&mut out);
+    plumbing::process_metrics::render(&mut out);
     gw.auth.forwarded_for_watch().render(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

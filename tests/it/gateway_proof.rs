@@ -130,7 +130,7 @@ async fn forged_and_replayed_proofs_are_refused_and_a_gateways_own_counts_its_cl
             y: 1,
             color: "#FF4500",
         },
-        canvas_api::clock::now_ms(),
+        plumbing::clock::now_ms(),
     );
     let r = put_with_proof(2, captured.clone()).await;
     assert_eq!(r.status(), 401, "a proof replayed for another pixel");

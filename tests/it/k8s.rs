@@ -720,7 +720,7 @@ fn canvas_api_and_gateways_believe_x_forwarded_for_from_the_pod_network() {
     for (deployment, container_name) in [("canvas-api", "canvas-api"), ("gateway", "gateway")] {
         let c = container(base().get("Deployment", deployment), container_name);
         let list = env_literal(c, "TRUSTED_PROXIES");
-        let nets = canvas_api::config::parse_cidrs(list)
+        let nets = plumbing::config::parse_cidrs(list)
             .unwrap_or_else(|e| panic!("{deployment}: TRUSTED_PROXIES: {e}"));
         for pod in ["10.244.1.7", "172.17.0.3", "192.168.3.4"] {
             let ip: std::net::IpAddr = pod.parse().unwrap();

@@ -113,7 +113,7 @@ async fn cases(store: &CanvasStore) -> Vec<String> {
             reason: None,
             until: None,
             by: "mod".into(),
-            at: canvas_api::clock::now_ms(),
+            at: plumbing::clock::now_ms(),
         })
         .await
         .expect("ban");
@@ -131,7 +131,7 @@ async fn cases(store: &CanvasStore) -> Vec<String> {
                 y1: 20,
             },
             "mod",
-            canvas_api::clock::now_ms(),
+            plumbing::clock::now_ms(),
         )
         .await
         .expect("protect")

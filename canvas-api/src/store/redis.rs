@@ -15,8 +15,6 @@
 //! Cluster can keep them beside their chunk. Moderation writes go through
 //! [`rewrite.lua`](rewrite.lua), a clear through [`clear.lua`](clear.lua).
 
-use std::time::Duration;
-
 use bytes::Bytes;
 use protocol::names::PIXEL_UPDATES_CHANNEL;
 use protocol::names::canvas as keys;
@@ -37,10 +35,6 @@ use crate::metrics::Counter;
 const REWRITE_BATCH: usize = 500;
 /// History reads per pipelined round trip.
 const HISTORY_BATCH: usize = 2000;
-
-/// How long one Redis call may take before the write is reported
-/// `unavailable` (the client is told; nothing is acknowledged).
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct RedisStore {
@@ -65,7 +59,9 @@ impl RedisStore {
         log_len: u64,
         history_len: usize,
     ) -> Result<Self, StoreError> {
-        let conn = connect_manager(info).await?;
+        let conn = plumbing::redis::connect_manager(info)
+            .await
+            .map_err(unavailable)?;
         let store = RedisStore {
             conn,
             geometry,
@@ -556,20 +552,6 @@ impl RedisStore {
             .map_err(unavailable)?;
         Ok(())
     }
-}
-
-/// A connection that reconnects by itself and gives up on a call after
-/// [`RESPONSE_TIMEOUT`], so an unreachable Redis is an error, not a hang.
-pub async fn connect_manager(info: redis::ConnectionInfo) -> Result<ConnectionManager, StoreError> {
-    let client = redis::Client::open(info).map_err(unavailable)?;
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(RESPONSE_TIMEOUT))
-        .set_response_timeout(Some(RESPONSE_TIMEOUT))
-        .set_number_of_retries(2)
-        .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_with_config(client, config)
-        .await
-        .map_err(unavailable)
 }
 
 /// A candidate epoch, kept only when the board has none.

@@ -160,7 +160,7 @@ pub async fn put_as_gateway(
             y,
             color,
         },
-        canvas_api::clock::now_ms(),
+        plumbing::clock::now_ms(),
     );
     client()
         .put(format!("{base}/api/pixel"))

@@ -27,7 +27,6 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-use crate::auth::Auth;
 use crate::client_ip::{ForwardedForWatch, limit_key};
 use crate::http_policy::HttpPolicy;
 
@@ -71,12 +70,16 @@ pub struct ServeLimits {
 }
 
 impl ServeLimits {
-    pub fn new(policy: &HttpPolicy, auth: &Auth) -> ServeLimits {
+    pub fn new(
+        policy: &HttpPolicy,
+        trusted_proxies: &[IpNet],
+        forwarded_for: &Arc<ForwardedForWatch>,
+    ) -> ServeLimits {
         ServeLimits {
             header_read_timeout: policy.header_read_timeout,
             max_pending_per_ip: policy.max_pending_connections_per_ip,
-            trusted_proxies: auth.trusted_proxies().to_vec(),
-            forwarded_for: auth.forwarded_for_watch().clone(),
+            trusted_proxies: trusted_proxies.to_vec(),
+            forwarded_for: forwarded_for.clone(),
         }
     }
 }

@@ -7,16 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
+use protocol::ErrorCode;
+use protocol::http::{ErrorBody, ErrorDetail};
 use tower::{Layer, ServiceExt};
 use tower_http::compression::{CompressionLayer, CompressionLevel};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::config::HttpArgs;
-use crate::error::ApiError;
 use crate::http_metrics::{HttpMetrics, count_requests};
 
 /// The largest request body any route takes (routes may take less:
@@ -157,10 +158,11 @@ async fn json_bodies(request: Request, next: Next) -> Response {
         .and_then(|v| v.split(';').next())
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
     if writes && has_body && !is_json && request.uri().path().starts_with("/api/") {
-        return ApiError::UnsupportedMediaType(
+        return refusal(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::BadRequest,
             "the body must be JSON, sent with `Content-Type: application/json`".into(),
-        )
-        .into_response();
+        );
     }
     next.run(request).await
 }
@@ -174,10 +176,31 @@ async fn limits(State(timeout): State<Duration>, request: Request, next: Next) -
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_REQUEST_BODY as u64) {
-        return ApiError::PayloadTooLarge(MAX_REQUEST_BODY).into_response();
+        return refusal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            format!("the request body is larger than {MAX_REQUEST_BODY} bytes"),
+        );
     }
     match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError::RequestTimeout(timeout.as_secs()).into_response(),
+        Err(_) => refusal(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::RequestTimeout,
+            format!("the request took longer than {} s", timeout.as_secs()),
+        ),
     }
+}
+
+/// The error body every route answers with (`{"error":{"code","message"}}`),
+/// for what these layers refuse before any handler runs.
+fn refusal(status: StatusCode, code: ErrorCode, message: String) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code,
+            message,
+            retry_after_ms: None,
+        },
+    };
+    (status, axum::Json(body)).into_response()
 }

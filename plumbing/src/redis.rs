@@ -1,0 +1,285 @@
+//! Reaching Redis the same way from every service: `REDIS_*` options
+//! ([`RedisArgs`]) turned into one `ConnectionInfo` that carries the ACL
+//! user and the parsed TLS certificates, and a connection that reconnects
+//! by itself and gives up on a call in time ([`connect_manager`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+
+/// How long one Redis call may take before it fails (the caller reports
+/// `unavailable`; nothing is acknowledged).
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A connection that reconnects by itself and gives up on a call after
+/// [`RESPONSE_TIMEOUT`], so an unreachable Redis is an error, not a hang.
+pub async fn connect_manager(
+    info: redis::ConnectionInfo,
+) -> Result<ConnectionManager, redis::RedisError> {
+    let client = redis::Client::open(info)?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_with_config(client, config).await
+}
+
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Redis")]
+pub struct RedisArgs {
+    /// Redis URL (`redis://[user:password@]host:port/db`, or `rediss://` for
+    /// TLS). When neither this nor REDIS_HOST is set, the board is kept by the
+    /// embedded on-disk store instead.
+    #[arg(long = "redis-url", env = "REDIS_URL")]
+    pub url: Option<String>,
+
+    /// Redis host, the prototype's way (used when REDIS_URL is unset).
+    #[arg(long = "redis-host", env = "REDIS_HOST")]
+    pub host: Option<String>,
+
+    /// Redis port, with REDIS_HOST.
+    #[arg(long = "redis-port", env = "REDIS_PORT", default_value_t = 6379)]
+    pub port: u16,
+
+    /// Redis password, with REDIS_HOST (or to add to a REDIS_URL without one).
+    #[arg(
+        long = "redis-password",
+        env = "REDIS_PASSWORD",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+
+    /// Redis ACL user (Redis 6+), with REDIS_PASSWORD; added to a REDIS_URL
+    /// that names no user. Without it, the password is the `default` user's.
+    #[arg(long = "redis-username", env = "REDIS_USERNAME")]
+    pub username: Option<String>,
+
+    /// Redis database number, with REDIS_HOST.
+    #[arg(long = "redis-db", env = "REDIS_DB", default_value_t = 0)]
+    pub db: i64,
+
+    /// Connect with TLS (as a `rediss://` URL does), with REDIS_HOST.
+    #[arg(long = "redis-tls", env = "REDIS_TLS", default_value_t = false)]
+    pub tls: bool,
+
+    /// PEM file of the certificate authorities to trust for Redis's TLS
+    /// certificate instead of the system's (a private CA).
+    #[arg(long = "redis-tls-ca-file", env = "REDIS_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+
+    /// PEM client certificate (chain) for Redis servers that require mutual
+    /// TLS (`tls-auth-clients yes`), with REDIS_TLS_KEY_FILE.
+    #[arg(long = "redis-tls-cert-file", env = "REDIS_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key of REDIS_TLS_CERT_FILE.
+    #[arg(long = "redis-tls-key-file", env = "REDIS_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl RedisArgs {
+    /// The Redis connection settings, or `None` for the embedded store. With
+    /// TLS files given, the returned settings carry the parsed certificates,
+    /// so every connection made from them (commands, pub/sub) uses them.
+    pub fn connection_info(&self) -> Result<Option<redis::ConnectionInfo>, String> {
+        use redis::IntoConnectionInfo;
+        let info = match (&self.url, &self.host) {
+            (Some(url), _) => url
+                .as_str()
+                .into_connection_info()
+                .map_err(|e| format!("REDIS_URL is not a Redis URL: {e}"))?,
+            (None, Some(host)) => {
+                let scheme = if self.tls { "rediss" } else { "redis" };
+                format!("{scheme}://{host}:{}/{}", self.port, self.db)
+                    .as_str()
+                    .into_connection_info()
+                    .map_err(|e| {
+                        format!("REDIS_HOST/REDIS_PORT/REDIS_DB do not form a Redis address: {e}")
+                    })?
+            }
+            (None, None) => {
+                if self.has_tls_files() || self.username.is_some() {
+                    return Err(
+                        "REDIS_USERNAME and REDIS_TLS_* need REDIS_URL or REDIS_HOST".into(),
+                    );
+                }
+                return Ok(None);
+            }
+        };
+        let mut settings = info.redis_settings().clone();
+        if settings.password().is_none()
+            && let Some(password) = &self.password
+        {
+            settings = settings.set_password(password.clone());
+        }
+        if settings.username().is_none()
+            && let Some(username) = &self.username
+        {
+            if settings.password().is_none() {
+                return Err(
+                    "REDIS_USERNAME needs a password (REDIS_PASSWORD or in REDIS_URL)".into(),
+                );
+            }
+            settings = settings.set_username(username.clone());
+        }
+        let info = info.set_redis_settings(settings);
+        if !self.has_tls_files() {
+            return Ok(Some(info));
+        }
+        if !matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
+            return Err(
+                "REDIS_TLS_CA_FILE/REDIS_TLS_CERT_FILE/REDIS_TLS_KEY_FILE need TLS: a rediss:// REDIS_URL or REDIS_TLS=true"
+                    .into(),
+            );
+        }
+        let read = |var: &str, path: &PathBuf| {
+            std::fs::read(path).map_err(|e| format!("{var} {}: {e}", path.display()))
+        };
+        let root_cert = match &self.tls_ca_file {
+            Some(path) => {
+                let pem = read("REDIS_TLS_CA_FILE", path)?;
+                // An empty trust store would fail later, as "unknown issuer".
+                if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                    return Err(format!(
+                        "REDIS_TLS_CA_FILE {}: no PEM certificate in it (TLS)",
+                        path.display()
+                    ));
+                }
+                Some(pem)
+            }
+            None => None,
+        };
+        let client_tls = match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                client_cert: read("REDIS_TLS_CERT_FILE", cert)?,
+                client_key: read("REDIS_TLS_KEY_FILE", key)?,
+            }),
+            (None, None) => None,
+            _ => {
+                return Err("REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together".into());
+            }
+        };
+        let client = redis::Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls,
+                root_cert,
+            },
+        )
+        .map_err(|e| format!("Redis TLS files: {e}"))?;
+        Ok(Some(client.get_connection_info().clone()))
+    }
+
+    fn has_tls_files(&self) -> bool {
+        self.tls_ca_file.is_some() || self.tls_cert_file.is_some() || self.tls_key_file.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(url: Option<&str>, host: Option<&str>, password: Option<&str>) -> RedisArgs {
+        RedisArgs {
+            url: url.map(Into::into),
+            host: host.map(Into::into),
+            port: 6380,
+            password: password.map(Into::into),
+            username: None,
+            db: 2,
+            tls: false,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+        }
+    }
+
+    #[test]
+    fn no_redis_means_the_embedded_store() {
+        assert!(args(None, None, None).connection_info().unwrap().is_none());
+    }
+
+    #[test]
+    fn host_port_db_and_password_form_an_address() {
+        let info = args(None, Some("redis.local"), Some("s3cret"))
+            .connection_info()
+            .unwrap()
+            .unwrap();
+        assert_eq!(info.addr().to_string(), "redis.local:6380");
+        assert_eq!(info.redis_settings().db(), 2);
+        assert_eq!(info.redis_settings().password(), Some("s3cret"));
+    }
+
+    #[test]
+    fn a_password_joins_a_url_without_one_but_never_overrides_it() {
+        let info = args(Some("redis://h:1/0"), None, Some("extra"))
+            .connection_info()
+            .unwrap()
+            .unwrap();
+        assert_eq!(info.redis_settings().password(), Some("extra"));
+        let info = args(Some("redis://:inurl@h:1/0"), None, Some("extra"))
+            .connection_info()
+            .unwrap()
+            .unwrap();
+        assert_eq!(info.redis_settings().password(), Some("inurl"));
+    }
+
+    #[test]
+    fn an_acl_user_joins_the_password() {
+        let mut a = args(None, Some("h"), Some("pw"));
+        a.username = Some("canvas".into());
+        let info = a.connection_info().unwrap().unwrap();
+        assert_eq!(info.redis_settings().username(), Some("canvas"));
+        assert_eq!(info.redis_settings().password(), Some("pw"));
+        let mut a = args(None, Some("h"), None);
+        a.username = Some("canvas".into());
+        assert!(a.connection_info().unwrap_err().contains("REDIS_USERNAME"));
+    }
+
+    #[test]
+    fn tls_files_need_a_tls_address_and_readable_pem() {
+        let mut a = args(Some("redis://h:1/0"), None, None);
+        a.tls_ca_file = Some("ca.pem".into());
+        assert!(a.connection_info().unwrap_err().contains("rediss://"));
+
+        let mut a = args(None, Some("h"), None);
+        a.tls = true;
+        assert!(matches!(
+            a.connection_info().unwrap().unwrap().addr(),
+            redis::ConnectionAddr::TcpTls { .. }
+        ));
+        a.tls_ca_file = Some("/nonexistent/ca.pem".into());
+        assert!(
+            a.connection_info()
+                .unwrap_err()
+                .contains("REDIS_TLS_CA_FILE")
+        );
+
+        let dir = std::env::temp_dir().join(format!("canvas-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let garbage = dir.join("garbage.pem");
+        std::fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        a.tls_ca_file = Some(garbage);
+        let err = a.connection_info().unwrap_err();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(err.contains("TLS"), "{err}");
+
+        let mut a = args(Some("rediss://h:1/0"), None, None);
+        a.tls_cert_file = Some("c.pem".into());
+        assert!(a.connection_info().unwrap_err().contains("go together"));
+    }
+
+    #[test]
+    fn a_bad_url_names_the_variable() {
+        let err = args(Some("http://x"), None, None)
+            .connection_info()
+            .unwrap_err();
+        assert!(err.contains("REDIS_URL"), "{err}");
+    }
+}
