@@ -203,15 +203,7 @@ async fn a_write_made_over_http_is_broadcast_to_every_gateway() {
 
 #[tokio::test]
 async fn a_missed_event_is_repaired_from_the_replay_log() {
-    let stack = Stack::start(
-        1,
-        &[
-            ("COOLDOWN_MS", "0"),
-            ("GAP_GRACE_MS", "100"),
-            ("AUTH_SECRET", http::TEST_SECRET),
-        ],
-    )
-    .await;
+    let stack = Stack::start(1, &[("COOLDOWN_MS", "0"), ("GAP_GRACE_MS", "100")]).await;
     let gw = &stack.gateways[0];
     let mut watcher = WsClient::connect(&gw.ws(), None).await;
     // Stored, but its announcement was lost.
@@ -359,11 +351,7 @@ async fn after_redis_restarts_empty_clients_are_told_to_resync_and_new_pixels_fl
 
 #[tokio::test]
 async fn a_missed_last_event_is_found_even_on_a_quiet_board() {
-    let stack = Stack::start(
-        1,
-        &[("COOLDOWN_MS", "0"), ("AUTH_SECRET", http::TEST_SECRET)],
-    )
-    .await;
+    let stack = Stack::start(1, NO_COOLDOWN).await;
     let mut watcher = WsClient::connect(&stack.gateways[0].ws(), None).await;
     // Stored, its announcement lost, and nothing follows it to reveal a gap.
     store_unannounced(&stack.redis.url(), 1000, (9, 9), "#FFD635", "silent").await;
