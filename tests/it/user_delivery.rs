@@ -42,19 +42,7 @@ async fn await_subscribers(stack: &Stack, channel: &str, n: i64) {
 
 /// The value of a counter or gauge on a gateway's `/metrics`.
 async fn metric(gateway: &Process, name: &str) -> u64 {
-    let text = http::client()
-        .get(format!("{}/metrics", gateway.http()))
-        .send()
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics body");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {name} in {text}"))
-        .parse()
-        .expect("a number")
+    http::metric(&gateway.http(), name).await
 }
 
 /// Waits until a gateway's metric reads `value`.
