@@ -108,6 +108,8 @@ impl Canvas {
             seq,
             // The board's owner does not know; `/api/config` fills it in.
             auth_required: false,
+            chunk_size: crate::store::chunk::CHUNK_SIZE,
+            whole_board: g.byte_len() as u64 <= crate::store::MAX_WHOLE_READ_BYTES,
         })
     }
 

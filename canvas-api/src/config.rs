@@ -8,10 +8,12 @@ use std::path::PathBuf;
 use crate::palette::Palette;
 use plumbing::config::parse_cidrs;
 
-/// The largest board side accepted.
-pub const MAX_SIDE: u32 = 16_384;
-/// The largest board in bytes (3 per pixel); one Redis string holds at most
-/// 512 MiB, and a board this size is already a 300 MB download.
+/// The largest board side accepted: 65,536² pixels, kept by the embedded
+/// store as chunks (only painted ones cost memory) and read by chunks.
+pub const MAX_SIDE: u32 = 65_536;
+/// The largest board in bytes (3 per pixel) kept in one Redis string (which
+/// holds at most 512 MiB), and the largest read whole: a board this size is
+/// already a 300 MB download.
 pub const MAX_BOARD_BYTES: u64 = 300 * 1024 * 1024;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -121,13 +123,6 @@ impl CanvasArgs {
                     .into(),
             );
         }
-        let bytes = u64::from(self.width) * u64::from(self.height) * 3;
-        if bytes > MAX_BOARD_BYTES {
-            return Err(format!(
-                "CANVAS_WIDTH x CANVAS_HEIGHT = {}x{} needs {bytes} bytes; the most is {MAX_BOARD_BYTES}",
-                self.width, self.height
-            ));
-        }
         Ok(())
     }
 }
@@ -174,19 +169,55 @@ pub enum ArchiveMode {
     Off,
 }
 
+impl CanvasArgs {
+    /// Checks what depends on where the board is kept: one Redis string
+    /// holds at most [`MAX_BOARD_BYTES`]; the embedded store keeps chunks
+    /// and takes any board up to [`MAX_SIDE`]².
+    pub fn validate_for_store(&self, on_redis: bool) -> Result<(), String> {
+        let bytes = u64::from(self.width) * u64::from(self.height) * 3;
+        if on_redis && bytes > MAX_BOARD_BYTES {
+            return Err(format!(
+                "CANVAS_WIDTH x CANVAS_HEIGHT = {}x{} needs {bytes} bytes; Redis keeps the board \
+                 in one key of at most {MAX_BOARD_BYTES} bytes (the embedded store, without \
+                 REDIS_URL, takes boards up to {MAX_SIDE}x{MAX_SIDE})",
+                self.width, self.height
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the board may be read whole (keyframes, `canvas.bin`).
+    pub fn readable_whole(&self) -> bool {
+        u64::from(self.width) * u64::from(self.height) * 3 <= MAX_BOARD_BYTES
+    }
+}
+
 impl ArchiveArgs {
-    /// The archive's folder, or `None` when there is to be none.
-    pub fn folder(&self, store: &StoreArgs, on_redis: bool) -> Option<PathBuf> {
+    /// The archive's folder, or `None` when there is to be none. Its
+    /// keyframes are whole boards, so a board too large to read whole has
+    /// none (`auto`), or is refused (`on`).
+    pub fn folder(
+        &self,
+        store: &StoreArgs,
+        on_redis: bool,
+        readable_whole: bool,
+    ) -> Result<Option<PathBuf>, String> {
         let wanted = match self.archive_mode {
             ArchiveMode::Off => false,
+            ArchiveMode::On if !readable_whole => {
+                return Err(format!(
+                    "HISTORY_ARCHIVE=on needs a board of at most {MAX_BOARD_BYTES} bytes (its \
+                     keyframes are whole boards); use HISTORY_ARCHIVE=off or auto for this board"
+                ));
+            }
             ArchiveMode::On => true,
-            ArchiveMode::Auto => !on_redis || self.archive_dir.is_some(),
+            ArchiveMode::Auto => readable_whole && (!on_redis || self.archive_dir.is_some()),
         };
-        wanted.then(|| {
+        Ok(wanted.then(|| {
             self.archive_dir
                 .clone()
                 .unwrap_or_else(|| store.data_dir.join("archive"))
-        })
+        }))
     }
 }
 
@@ -270,22 +301,28 @@ mod tests {
             archive_dir: dir.map(PathBuf::from),
             keyframe_every: 100,
         };
+        let folder = |mode, dir, on_redis| args(mode, dir).folder(&store, on_redis, true).unwrap();
         assert_eq!(
-            args(ArchiveMode::Auto, None).folder(&store, false),
+            folder(ArchiveMode::Auto, None, false),
             Some(PathBuf::from("d/archive"))
         );
-        assert_eq!(args(ArchiveMode::Auto, None).folder(&store, true), None);
+        assert_eq!(folder(ArchiveMode::Auto, None, true), None);
         assert_eq!(
-            args(ArchiveMode::Auto, Some("a")).folder(&store, true),
+            folder(ArchiveMode::Auto, Some("a"), true),
             Some(PathBuf::from("a"))
         );
         assert_eq!(
-            args(ArchiveMode::On, None).folder(&store, true),
+            folder(ArchiveMode::On, None, true),
             Some(PathBuf::from("d/archive"))
         );
-        assert_eq!(
-            args(ArchiveMode::Off, Some("a")).folder(&store, false),
-            None
+        assert_eq!(folder(ArchiveMode::Off, Some("a"), false), None);
+        // A board too large to read whole has no keyframes to keep.
+        let huge = |mode| args(mode, None).folder(&store, false, false);
+        assert_eq!(huge(ArchiveMode::Auto), Ok(None));
+        assert!(
+            huge(ArchiveMode::On)
+                .unwrap_err()
+                .contains("HISTORY_ARCHIVE")
         );
     }
 
@@ -302,7 +339,7 @@ mod tests {
     }
 
     #[test]
-    fn an_oversized_board_a_partial_pool_and_a_short_token_are_refused() {
+    fn a_board_too_large_for_redis_a_partial_pool_and_a_short_token_are_refused() {
         let canvas = CanvasArgs {
             width: 16_384,
             height: 16_384,
@@ -317,7 +354,15 @@ mod tests {
             http_placements_per_sec_per_ip: 20,
             admin_token: None,
         };
-        assert!(canvas.validate().unwrap_err().contains("CANVAS_WIDTH"));
+        assert!(canvas.validate().is_ok());
+        assert!(canvas.validate_for_store(false).is_ok());
+        assert!(
+            canvas
+                .validate_for_store(true)
+                .unwrap_err()
+                .contains("CANVAS_WIDTH")
+        );
+        assert!(!canvas.readable_whole());
         let small = CanvasArgs {
             width: 10,
             height: 10,

@@ -71,6 +71,10 @@ pub enum ApiError {
     },
     #[error("the request took longer than {0} s")]
     RequestTimeout(u64),
+    #[error(
+        "the {width}x{height} board is too large to read whole; read it by chunks: GET /api/chunk/{{cx}}/{{cy}}.bin"
+    )]
+    BoardTooLarge { width: u32, height: u32 },
     /// An error as a remote canvas-api reported it.
     #[error("{}", .0.message)]
     Remote(ErrorDetail),
@@ -97,6 +101,7 @@ impl ApiError {
             ApiError::UsernameTaken { .. } => ErrorCode::UsernameTaken,
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::RequestTimeout(_) => ErrorCode::RequestTimeout,
+            ApiError::BoardTooLarge { .. } => ErrorCode::BoardTooLarge,
             ApiError::Remote(detail) => detail.code,
         }
     }
@@ -134,6 +139,7 @@ impl ApiError {
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::UsernameTaken => StatusCode::CONFLICT,
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::BoardTooLarge => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::Internal | ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -152,6 +158,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
             StoreError::Corrupt(cause) => ApiError::Internal(cause),
+            StoreError::TooLargeToReadWhole { width, height } => {
+                ApiError::BoardTooLarge { width, height }
+            }
         }
     }
 }

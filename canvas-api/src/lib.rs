@@ -8,6 +8,7 @@ pub mod announce;
 pub mod archive;
 pub mod auth;
 pub mod canvas;
+pub mod chunks;
 pub mod config;
 pub mod error;
 pub mod gateway_proof;
@@ -83,6 +84,9 @@ pub async fn open_store(
     redis: Option<redis::ConnectionInfo>,
     store: &config::StoreArgs,
 ) -> anyhow::Result<store::CanvasStore> {
+    canvas
+        .validate_for_store(redis.is_some())
+        .map_err(anyhow::Error::msg)?;
     let geometry = store::Geometry {
         width: canvas.width,
         height: canvas.height,

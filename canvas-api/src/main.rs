@@ -69,10 +69,15 @@ async fn main() -> anyhow::Result<()> {
     let canvas = Canvas::from_args(store.clone(), &config.canvas);
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
-    let archive = match config.archive.folder(
-        &config.store,
-        matches!(store, canvas_api::store::CanvasStore::Redis(_)),
-    ) {
+    let archive = match config
+        .archive
+        .folder(
+            &config.store,
+            matches!(store, canvas_api::store::CanvasStore::Redis(_)),
+            config.canvas.readable_whole(),
+        )
+        .map_err(anyhow::Error::msg)?
+    {
         Some(dir) => Some(canvas_api::archive::Archive::start(
             store.clone(),
             dir,

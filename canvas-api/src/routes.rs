@@ -55,6 +55,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/updates", get(updates))
         .merge(crate::admin::admin_routes())
         .merge(crate::history::history_routes())
+        .merge(crate::chunks::chunk_routes())
 }
 
 async fn config(

@@ -51,6 +51,9 @@ pub enum ErrorCode {
     UsernameTaken,
     /// The request took longer than `REQUEST_TIMEOUT_SECS`.
     RequestTimeout,
+    /// A whole-board read (`canvas.bin`, PNG, the prototype's JSON, the
+    /// history) of a board too large to read whole: read it by chunks.
+    BoardTooLarge,
     /// A code this build does not know (sent by a newer server).
     #[serde(other)]
     Unknown,
@@ -80,6 +83,7 @@ impl ErrorCode {
             ErrorCode::ModerationDisabled => "moderation_disabled",
             ErrorCode::UsernameTaken => "username_taken",
             ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::BoardTooLarge => "board_too_large",
             ErrorCode::Unknown => "unknown",
         }
     }

@@ -13,6 +13,9 @@ pub const HEADER_CANVAS_SEQ: &str = "x-canvas-seq";
 /// back as `/api/updates?since=SEQ&epoch=EPOCH` to be told (410) when the
 /// store lost its data since, even if its `seq` has passed yours again.
 pub const HEADER_CANVAS_EPOCH: &str = "x-canvas-epoch";
+/// Response header of `GET /api/chunk/{cx}/{cy}.bin`: pixels along one side
+/// of a chunk (the body is that squared, times 3 bytes of RGB).
+pub const HEADER_CANVAS_CHUNK_SIZE: &str = "x-canvas-chunk-size";
 /// Sent by a gateway on `PUT /api/pixel`: its signature over this placement
 /// (user, client IP, pixel, color, a deadline), made with a key derived from
 /// `AUTH_SECRET`. With a valid one, canvas-api counts the body's `ip` for the
@@ -45,6 +48,18 @@ pub struct CanvasConfig {
     /// `AUTH=required`: placing needs a session token (`POST /api/session`).
     #[serde(default)]
     pub auth_required: bool,
+    /// Pixels along one side of a chunk (`GET /api/chunk/{cx}/{cy}.bin`,
+    /// `subscribe`); 0 from servers that predate chunks.
+    #[serde(default)]
+    pub chunk_size: u32,
+    /// Whether the board is small enough to read whole (`canvas.bin`);
+    /// a client of a larger board loads the chunks it views.
+    #[serde(default = "whole_by_default")]
+    pub whole_board: bool,
+}
+
+fn whole_by_default() -> bool {
+    true
 }
 
 /// `PUT /api/pixel` request. Fields are loose on purpose (see

@@ -175,7 +175,12 @@ impl Gateway {
                 canvas_api::maintenance::spawn(store.clone(), &background, background_stop.clone());
                 if let Some(dir) = config
                     .archive
-                    .folder(&config.store, transport.redis_info().is_some())
+                    .folder(
+                        &config.store,
+                        transport.redis_info().is_some(),
+                        config.canvas.readable_whole(),
+                    )
+                    .map_err(anyhow::Error::msg)?
                 {
                     archive = Some(canvas_api::archive::Archive::start(
                         store.clone(),

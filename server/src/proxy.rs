@@ -18,15 +18,17 @@ const MAX_BODY: usize = 64 * 1024;
 
 /// Request headers passed on to canvas-api (the moderation API's admin
 /// name too, so the admin page works from a gateway's origin).
-const FORWARD_REQUEST: [HeaderName; 5] = [
+const FORWARD_REQUEST: [HeaderName; 6] = [
     header::CONTENT_TYPE,
     header::ACCEPT,
     header::ACCEPT_ENCODING,
     header::AUTHORIZATION,
+    // A chunk's revalidation (`ETag`), answered 304 by canvas-api.
+    header::IF_NONE_MATCH,
     HeaderName::from_static(canvas_api::admin::HEADER_ADMIN_NAME),
 ];
 /// Response headers passed back.
-const FORWARD_RESPONSE: [&str; 10] = [
+const FORWARD_RESPONSE: [&str; 12] = [
     "content-type",
     "content-encoding",
     "cache-control",
@@ -37,6 +39,8 @@ const FORWARD_RESPONSE: [&str; 10] = [
     "x-canvas-height",
     "x-canvas-seq",
     "x-canvas-epoch",
+    "x-canvas-chunk-size",
+    "etag",
 ];
 
 /// A path under `/api/` that no URL parser would rewrite: no `.` or `..`

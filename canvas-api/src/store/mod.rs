@@ -13,6 +13,7 @@
 //! moderation state (bans, protected rectangles, the audit log) that a
 //! placement is checked against in the same atomic step.
 
+pub mod chunk;
 pub mod embedded;
 pub mod gcra;
 pub mod redis;
@@ -159,6 +160,18 @@ pub struct Snapshot {
     pub epoch: String,
 }
 
+/// One chunk at one `seq` ([`chunk`]'s geometry).
+#[derive(Debug, Clone)]
+pub struct ChunkSnapshot {
+    /// The last write the bytes include (canvas-wide).
+    pub seq: u64,
+    /// [`chunk::CHUNK_BYTES`] of RGB, row-major, padded white outside the
+    /// board; `None` when nothing in the chunk was ever written (white).
+    pub rgb: Option<Bytes>,
+    /// The board's epoch, read in the same step.
+    pub epoch: String,
+}
+
 /// Who last placed a pixel, and when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PixelRecord {
@@ -203,7 +216,16 @@ pub enum StoreError {
     /// The store answered with something it should never hold.
     #[error("store holds unexpected data: {0}")]
     Corrupt(String),
+    /// A whole-board read of a board larger than [`MAX_WHOLE_READ_BYTES`]:
+    /// it is read by chunks.
+    #[error("the {width}x{height} board is too large to read whole; read it by chunks")]
+    TooLargeToReadWhole { width: u32, height: u32 },
 }
+
+/// The largest board read whole (`canvas.bin`, PNG, keyframes): a 300 MB
+/// download is already more than any client should take; larger boards
+/// are read by chunks.
+pub const MAX_WHOLE_READ_BYTES: u64 = crate::config::MAX_BOARD_BYTES;
 
 /// The one board store of a process.
 ///
@@ -247,10 +269,27 @@ impl CanvasStore {
         }
     }
 
+    /// The whole board, for boards of at most [`MAX_WHOLE_READ_BYTES`].
     pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        let g = self.geometry();
+        if g.byte_len() as u64 > MAX_WHOLE_READ_BYTES {
+            return Err(StoreError::TooLargeToReadWhole {
+                width: g.width,
+                height: g.height,
+            });
+        }
         match self {
             CanvasStore::Redis(s) => s.snapshot().await,
             CanvasStore::Embedded(s) => Ok(s.snapshot()),
+        }
+    }
+
+    /// One chunk of the board; the caller checks the chunk is on it.
+    pub async fn chunk(&self, id: chunk::ChunkId) -> Result<ChunkSnapshot, StoreError> {
+        debug_assert!(self.geometry().has_chunk(id));
+        match self {
+            CanvasStore::Redis(s) => s.chunk(id).await,
+            CanvasStore::Embedded(s) => Ok(s.chunk(id)),
         }
     }
 

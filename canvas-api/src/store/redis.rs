@@ -24,9 +24,10 @@ use redis::{AsyncCommands, Script, Value};
 
 use protocol::http::{AuditEntry, BanInfo, Protection, Rect};
 
+use super::chunk::{CHUNK_BYTES, CHUNK_SIZE, ChunkId};
 use super::{
-    AUDIT_LEN, Geometry, MAX_PROTECTIONS, PixelRecord, PlaceOutcome, ReplayPage, Rewrite, Snapshot,
-    StoreError, USER_PIXELS_LEN, Updates, Write, ip_key, pixel_updated_prefix,
+    AUDIT_LEN, ChunkSnapshot, Geometry, MAX_PROTECTIONS, PixelRecord, PlaceOutcome, ReplayPage,
+    Rewrite, Snapshot, StoreError, USER_PIXELS_LEN, Updates, Write, ip_key, pixel_updated_prefix,
 };
 use crate::metrics::Counter;
 
@@ -223,6 +224,57 @@ impl RedisStore {
         Ok(Snapshot {
             seq: seq.unwrap_or(0),
             rgb: Bytes::from(rgb),
+            epoch,
+        })
+    }
+
+    /// One chunk: a `GETRANGE` per row of it, with `seq` and the epoch, in
+    /// one `MULTI`, so the bytes and the `seq` agree like `snapshot`'s.
+    pub async fn chunk(&self, id: ChunkId) -> Result<ChunkSnapshot, StoreError> {
+        let g = self.geometry;
+        let (x0, y0, w, h) = g.chunk_rect(id);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("SET")
+            .arg(keys::EPOCH)
+            .arg(new_epoch())
+            .arg("NX")
+            .ignore()
+            .get(keys::SEQ)
+            .get(keys::EPOCH);
+        let row_bytes = w as usize * 3;
+        for y in y0..y0 + h {
+            let start = (y as usize * g.width as usize + x0 as usize) * 3;
+            pipe.cmd("GETRANGE")
+                .arg(keys::BOARD)
+                .arg(start)
+                .arg(start + row_bytes - 1);
+        }
+        let mut conn = self.conn.clone();
+        let answer: Vec<Value> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        let mut answer = answer.into_iter();
+        let seq: Option<u64> = from_value(answer.next())?;
+        let epoch: String = from_value(answer.next())?;
+        let mut rgb = vec![0xFF; CHUNK_BYTES];
+        let mut written = false;
+        for (dy, row) in answer.enumerate() {
+            let row: Vec<u8> = from_value(Some(row))?;
+            if row.len() > row_bytes {
+                return Err(StoreError::Corrupt(format!(
+                    "GETRANGE of a {row_bytes}-byte row answered {} bytes",
+                    row.len()
+                )));
+            }
+            // The key holds `255 - byte`: what it lacks reads as white.
+            let dst = dy * CHUNK_SIZE as usize * 3;
+            for (out, stored) in rgb[dst..].iter_mut().zip(&row) {
+                *out = !*stored;
+                written |= *stored != 0;
+            }
+        }
+        Ok(ChunkSnapshot {
+            seq: seq.unwrap_or(0),
+            rgb: written.then(|| Bytes::from(rgb)),
             epoch,
         })
     }
@@ -557,6 +609,12 @@ impl RedisStore {
 /// A candidate epoch, kept only when the board has none.
 fn new_epoch() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// One value of a pipeline's answer as `T` (a missing value is `Nil`).
+fn from_value<T: redis::FromRedisValue>(value: Option<Value>) -> Result<T, StoreError> {
+    redis::from_redis_value(value.unwrap_or(Value::Nil))
+        .map_err(|e| StoreError::Corrupt(format!("a chunk read answered {e}")))
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {

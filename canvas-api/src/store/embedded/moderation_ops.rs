@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use protocol::PixelUpdated;
 use protocol::http::{AuditEntry, BanInfo, Protection, Rect};
 
+use super::board::Board;
 use super::history;
 use super::snapshot;
 use super::{EmbeddedStore, HISTORY_FILE, MODERATION_FILE, SNAPSHOT_FILE, State};
@@ -95,7 +96,7 @@ impl EmbeddedStore {
         let timestamp = now_ms().max(state.last_timestamp);
         let g = self.inner.geometry;
         let dir = &self.inner.dir;
-        let white = vec![0xFF; g.byte_len()];
+        let white = Board::new(g);
         snapshot::write(&dir.join(SNAPSHOT_FILE), g, seq, &white, &HashMap::new()).map_err(fail)?;
         // Histories stay across a clear, for a rollback to before it.
         history::write(&dir.join(HISTORY_FILE), seq, &state.history).map_err(fail)?;

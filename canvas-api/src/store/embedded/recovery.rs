@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use protocol::Color;
 
+use super::board::Board;
 use super::history::{self, HistEntry, Histories};
 use super::log::{self, LogWriter};
 use super::moderation::ModerationState;
@@ -51,7 +52,7 @@ impl EmbeddedStore {
             let loaded = snapshot::read(&snap_path, geometry)?;
             (loaded.seq, loaded.board, loaded.meta)
         } else {
-            (0, vec![0xFF; geometry.byte_len()], HashMap::new())
+            (0, Board::new(geometry), HashMap::new())
         };
 
         let moderation =
@@ -169,7 +170,7 @@ fn initial_history(
     geometry: Geometry,
     history_len: usize,
     seq: u64,
-    board: &[u8],
+    board: &Board,
     meta: &HashMap<u32, PixelMeta>,
 ) -> (Histories, UserPixels, u64) {
     let path = dir.join(HISTORY_FILE);
@@ -189,11 +190,11 @@ fn initial_history(
             }
             let mut seeded = Histories::new();
             for (&index, m) in meta {
-                let i = index as usize * 3;
+                let (x, y) = (index % geometry.width, index / geometry.width);
                 seeded.entry(index).or_default().push_back(HistEntry {
                     seq: m.seq,
                     timestamp: m.timestamp,
-                    color: Color([board[i], board[i + 1], board[i + 2]]),
+                    color: Color(board.get(x, y)),
                     username: m.username.clone(),
                 });
             }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use protocol::PixelUpdated;
 
+use super::board::Board;
 use super::history::{HistEntry, Histories};
 use super::{EmbeddedStore, PixelMeta, State, UserPixels};
 use crate::clock::now_ms;
@@ -173,12 +174,12 @@ pub(super) fn remember(
 
 pub(super) fn apply(
     geometry: Geometry,
-    board: &mut [u8],
+    board: &mut Board,
     meta: &mut HashMap<u32, PixelMeta>,
     event: &PixelUpdated,
 ) {
     let index = geometry.index(event.x, event.y);
-    board[index * 3..index * 3 + 3].copy_from_slice(&event.color.rgb());
+    board.set(event.x, event.y, event.color.rgb());
     meta.insert(
         index as u32,
         PixelMeta {

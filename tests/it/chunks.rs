@@ -1,0 +1,189 @@
+//! Chunks: `GET /api/chunk/{cx}/{cy}.bin` on both stores, and a 65,536²
+//! board kept by the embedded store as the chunks someone painted.
+
+use protocol::http::CanvasConfig;
+
+use crate::harness::http::{canvas_bin, client, expect_error, get_json, pixel_at, put_pixel};
+use crate::harness::{Process, Stack, temp_dir};
+
+const CHUNK: u32 = 256;
+
+/// A chunk's body and its `X-Canvas-Seq`, `ETag`.
+async fn chunk(base: &str, cx: u32, cy: u32) -> (Vec<u8>, u64, String) {
+    let r = client()
+        .get(format!("{base}/api/chunk/{cx}/{cy}.bin"))
+        .send()
+        .await
+        .expect("GET chunk");
+    assert_eq!(r.status(), 200, "chunk ({cx}, {cy})");
+    assert_eq!(r.headers()["x-canvas-chunk-size"], "256");
+    let seq = r.headers()["x-canvas-seq"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    (r.bytes().await.unwrap().to_vec(), seq, etag)
+}
+
+fn at(rgb: &[u8], x: u32, y: u32) -> [u8; 3] {
+    let i = (((y % CHUNK) * CHUNK + x % CHUNK) * 3) as usize;
+    [rgb[i], rgb[i + 1], rgb[i + 2]]
+}
+
+/// Resident memory of a process, from `/proc`.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
+#[tokio::test]
+async fn a_65536_square_board_keeps_only_painted_chunks_and_is_read_by_chunks() {
+    let dir = temp_dir("huge");
+    let env = vec![
+        ("DATA_DIR", dir.display().to_string()),
+        ("COOLDOWN_MS", "0".to_owned()),
+        ("PALETTE", "any".to_owned()),
+        ("CANVAS_WIDTH", "65536".to_owned()),
+        ("CANVAS_HEIGHT", "65536".to_owned()),
+    ];
+    let server = Process::spawn("server", &env).await;
+    let base = server.http();
+    let config: CanvasConfig = get_json(&format!("{base}/api/config")).await;
+    assert_eq!(
+        (config.width, config.chunk_size, config.whole_board),
+        (65_536, 256, false)
+    );
+
+    for (x, y, color) in [
+        (65_535, 65_535, "#010203"),
+        (300, 10, "#040506"),
+        (0, 0, "#070809"),
+    ] {
+        assert_eq!(put_pixel(&base, x, y, color, "far").await.status(), 200);
+    }
+    let (corner, seq, _) = chunk(&base, 255, 255).await;
+    assert_eq!(corner.len(), (CHUNK * CHUNK * 3) as usize);
+    assert_eq!(seq, 3);
+    assert_eq!(at(&corner, 65_535, 65_535), [1, 2, 3]);
+    assert_eq!(at(&corner, 65_534, 65_535), [0xFF; 3]);
+    let (first, _, _) = chunk(&base, 1, 0).await;
+    assert_eq!(at(&first, 300, 10), [4, 5, 6]);
+    let (empty, _, _) = chunk(&base, 100, 100).await;
+    assert!(
+        empty.iter().all(|&b| b == 0xFF),
+        "a chunk nobody wrote is white"
+    );
+
+    // 12 GiB read whole would be the board dense in memory; it is refused.
+    let (status, body) = expect_error(
+        client()
+            .get(format!("{base}/api/canvas.bin"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body.error.code),
+        (422, protocol::ErrorCode::BoardTooLarge)
+    );
+    assert!(
+        body.error.message.contains("/api/chunk/"),
+        "{}",
+        body.error.message
+    );
+    // A dense board would be 12 GiB; three painted chunks are 576 KiB.
+    assert!(
+        rss_bytes(server.pid()) < 200 << 20,
+        "rss {}",
+        rss_bytes(server.pid())
+    );
+
+    // The chunks survive a restart (the snapshot keeps painted chunks).
+    server.terminate().await;
+    let server = Process::spawn("server", &env).await;
+    let (corner, seq, _) = chunk(&server.http(), 255, 255).await;
+    assert_eq!((at(&corner, 65_535, 65_535), seq), ([1, 2, 3], 3));
+    let (first, _, _) = chunk(&server.http(), 0, 0).await;
+    assert_eq!(at(&first, 0, 0), [7, 8, 9]);
+}
+
+#[tokio::test]
+async fn a_chunk_from_redis_is_the_same_rectangle_as_the_whole_board() {
+    let stack = Stack::start(
+        1,
+        &[
+            ("COOLDOWN_MS", "0"),
+            ("PALETTE", "any"),
+            ("CANVAS_WIDTH", "600"),
+            ("CANVAS_HEIGHT", "300"),
+        ],
+    )
+    .await;
+    let api = stack.api.http();
+    for (x, y) in [(512, 256), (599, 299), (550, 280), (0, 0), (511, 255)] {
+        let color = format!("#{:02X}{:02X}{:02X}", x % 256, y % 256, 7);
+        assert_eq!(put_pixel(&api, x, y, &color, "r").await.status(), 200);
+    }
+    let (w, _, whole_seq, whole) = canvas_bin(&api).await;
+    // Through the gateway's pass-through too: the edge chunk, 88x44 of the
+    // board and white padding.
+    let (edge, seq, _) = chunk(&stack.gateways[0].http(), 2, 1).await;
+    assert_eq!(seq, whole_seq);
+    for y in 256..512 {
+        for x in 512..768 {
+            let expected = if x < 600 && y < 300 {
+                pixel_at(&whole, w, x, y)
+            } else {
+                [0xFF; 3]
+            };
+            assert_eq!(at(&edge, x, y), expected, "pixel ({x}, {y})");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_chunk_is_revalidated_by_etag_and_bad_or_outside_paths_are_refused() {
+    let (server, _dir) = crate::harness::single_process("etag", &[]).await;
+    let base = server.http();
+    let (_, seq, etag) = chunk(&base, 0, 0).await;
+    let again = client()
+        .get(format!("{base}/api/chunk/0/0.bin"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert!(again.bytes().await.unwrap().is_empty());
+    // A write anywhere moves the `seq`, so the tag no longer matches.
+    assert_eq!(put_pixel(&base, 5, 5, "#000000", "e").await.status(), 200);
+    let changed = client()
+        .get(format!("{base}/api/chunk/0/0.bin"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200);
+    assert_eq!(
+        changed.headers()["x-canvas-seq"],
+        (seq + 1).to_string().as_str()
+    );
+
+    for (path, status) in [
+        ("/api/chunk/4/0.bin", 404),
+        ("/api/chunk/0/4.bin", 404),
+        ("/api/chunk/0/0.png", 400),
+        ("/api/chunk/-1/0.bin", 400),
+        ("/api/chunk/x/0.bin", 400),
+    ] {
+        let r = client().get(format!("{base}{path}")).send().await.unwrap();
+        let (got, body) = expect_error(r).await;
+        assert_eq!(got, status, "{path}: {}", body.error.message);
+    }
+}
