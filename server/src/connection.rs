@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::Gateway;
-use crate::client_frame::{Action, handle_text};
+use crate::client_frame::{Action, handle_binary, handle_text};
 use crate::hub::{Framing, HubFrame};
 use crate::idle::{IdleClock, OnTick, on_tick};
 use crate::ip_limits::{IpSlot, Verdict};
@@ -239,8 +239,7 @@ impl Connection<'_> {
         let out = self
             .hub_frames
             .drain(..)
-            .flat_map(|f| f.into_messages(framing))
-            .map(Message::Text);
+            .flat_map(|f| f.into_messages(framing));
         if lagged {
             self.gw.metrics.slow_client_closes.inc();
             let _ = write_all(&mut self.socket, out.chain([too_slow()]), self.gw).await;
@@ -313,28 +312,32 @@ impl Connection<'_> {
                 }
             }
         }
-        let reply = match msg {
-            Message::Text(text) => match handle_text(&text, self.identity) {
-                Action::Reply(reply) => Some(reply),
-                Action::Rename(username) => {
-                    self.reg.rename(username);
-                    None
-                }
-                Action::Place { x, y, color, id } => self.placements.start(
-                    gw,
-                    (x, y, color),
-                    self.reg.username.clone(),
-                    self.ip_slot.ip(),
-                    id,
-                ),
-            },
-            Message::Binary(_) => Some(error(
+        let action = match msg {
+            Message::Text(text) => handle_text(&text, self.identity),
+            Message::Binary(bytes) if self.framing == Framing::Binary => {
+                handle_binary(&bytes, self.identity)
+            }
+            Message::Binary(_) => Action::Reply(error(
                 None,
                 ErrorCode::BinaryNotSupported,
-                "protocol v1 takes JSON text frames only",
+                "protocol v1 takes JSON text frames only; connect with ?protocol=2 for binary",
             )),
             Message::Close(_) => return Flow::Stop,
-            Message::Ping(_) | Message::Pong(_) => None,
+            Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
+        };
+        let reply = match action {
+            Action::Reply(reply) => Some(reply),
+            Action::Rename(username) => {
+                self.reg.rename(username);
+                None
+            }
+            Action::Place { x, y, color, id } => self.placements.start(
+                gw,
+                (x, y, color),
+                self.reg.username.clone(),
+                self.ip_slot.ip(),
+                id,
+            ),
         };
         match reply {
             Some(reply) => self.write([reply]).await,

@@ -10,7 +10,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use axum::extract::ws::Utf8Bytes;
+use axum::body::Bytes;
+use axum::extract::ws::{Message, Utf8Bytes};
+use protocol::binary::{PixelEvent, encode_pixels};
 use tokio::sync::broadcast;
 
 /// Frames a connection may fall behind before it is closed as too slow.
@@ -27,31 +29,43 @@ pub enum Framing {
     /// Several events in one `batch` message (`?batch=1`): one message to
     /// parse per window instead of one per pixel.
     Batched,
+    /// Protocol v2 (`?protocol=2`): the events of a frame as one binary
+    /// `PIXELS` message; every other frame as JSON text, as in v1.
+    Binary,
 }
 
 /// One entry of the ring.
 #[derive(Clone)]
 pub enum HubFrame {
-    /// One message, the same for every connection: a lone `pixel_updated`,
-    /// `stats`, `user_list`, `resync`.
+    /// One message, the same for every connection: `stats`, `user_list`,
+    /// `resync`.
     Message(Utf8Bytes),
-    /// The `pixel_updated`s of one fan-out window, in order.
+    /// The `pixel_updated`s of one fan-out window (one or more), in order.
     Events(Arc<EventRun>),
 }
 
 /// Events that went out together. Each event is encoded once; the `batch`
-/// message joining them is built by the first connection that wants it, so
-/// a gateway whose clients all take single events never builds one.
+/// message joining them, and the binary `PIXELS` message holding them, are
+/// each built by the first connection that wants it, so a gateway whose
+/// clients all take single events never builds either.
 pub struct EventRun {
     events: Box<[Utf8Bytes]>,
+    /// The same events, in the same order, as protocol v2 carries them.
+    pixels: Box<[PixelEvent]>,
     batch: OnceLock<Utf8Bytes>,
+    binary: OnceLock<Bytes>,
 }
 
 impl EventRun {
-    pub fn new(events: impl IntoIterator<Item = Utf8Bytes>) -> Self {
+    /// At least one event: the fan-out never sends an empty run.
+    pub fn new(events: impl IntoIterator<Item = (PixelEvent, Utf8Bytes)>) -> Self {
+        let (pixels, events): (Vec<_>, Vec<_>) = events.into_iter().unzip();
+        assert!(!events.is_empty(), "a run holds at least one event");
         EventRun {
-            events: events.into_iter().collect(),
+            events: events.into_boxed_slice(),
+            pixels: pixels.into_boxed_slice(),
             batch: OnceLock::new(),
+            binary: OnceLock::new(),
         }
     }
 
@@ -77,6 +91,13 @@ impl EventRun {
             })
             .clone()
     }
+
+    /// The events as one binary `PIXELS` message (protocol v2).
+    pub fn binary(&self) -> Bytes {
+        self.binary
+            .get_or_init(|| Bytes::from(encode_pixels(&self.pixels)))
+            .clone()
+    }
 }
 
 impl HubFrame {
@@ -92,29 +113,38 @@ impl HubFrame {
     /// shared bytes, never re-encoded per connection.
     pub fn into_messages(self, framing: Framing) -> Messages {
         match (self, framing) {
-            (HubFrame::Message(bytes), _) => Messages::One(Some(bytes)),
-            (HubFrame::Events(run), Framing::Batched) => Messages::One(Some(run.batch())),
-            (HubFrame::Events(run), Framing::Single) => Messages::Each { run, next: 0 },
+            (HubFrame::Message(bytes), _) => Messages::One(Some(Message::Text(bytes))),
+            (HubFrame::Events(run), Framing::Binary) => {
+                Messages::One(Some(Message::Binary(run.binary())))
+            }
+            // A lone event is itself, not a batch of one: v1 clients get
+            // exactly what they got when a lone event was a `Message`.
+            (HubFrame::Events(run), Framing::Batched) if run.events.len() > 1 => {
+                Messages::One(Some(Message::Text(run.batch())))
+            }
+            (HubFrame::Events(run), Framing::Single | Framing::Batched) => {
+                Messages::Each { run, next: 0 }
+            }
         }
     }
 }
 
 /// The messages of one [`HubFrame`], without collecting them.
 pub enum Messages {
-    One(Option<Utf8Bytes>),
+    One(Option<Message>),
     Each { run: Arc<EventRun>, next: usize },
 }
 
 impl Iterator for Messages {
-    type Item = Utf8Bytes;
+    type Item = Message;
 
-    fn next(&mut self) -> Option<Utf8Bytes> {
+    fn next(&mut self) -> Option<Message> {
         match self {
             Messages::One(one) => one.take(),
             Messages::Each { run, next } => {
                 let event = run.events.get(*next)?.clone();
                 *next += 1;
-                Some(event)
+                Some(Message::Text(event))
             }
         }
     }
@@ -184,19 +214,43 @@ impl Hub {
 
 #[cfg(test)]
 mod tests {
+    use protocol::Color;
+    use protocol::binary::decode_pixels;
+
     use super::*;
+
+    fn pixel(seq: u64) -> PixelEvent {
+        PixelEvent {
+            x: seq as u16,
+            y: 2,
+            color: Color([1, 2, 3]),
+            seq,
+        }
+    }
 
     fn run(events: &[&'static str]) -> HubFrame {
         HubFrame::Events(Arc::new(EventRun::new(
-            events.iter().map(|e| Utf8Bytes::from_static(e)),
+            events
+                .iter()
+                .enumerate()
+                .map(|(i, e)| (pixel(i as u64 + 1), Utf8Bytes::from_static(e))),
         )))
+    }
+
+    fn texts(messages: Messages) -> Vec<String> {
+        messages
+            .map(|m| match m {
+                Message::Text(t) => t.as_str().to_owned(),
+                other => panic!("not text: {other:?}"),
+            })
+            .collect()
     }
 
     #[test]
     fn single_framing_sends_each_event_as_its_own_message_in_order() {
         let frame = run(&[r#"{"seq":1}"#, r#"{"seq":2}"#, r#"{"seq":3}"#]);
         assert_eq!(frame.message_count(Framing::Single), 3);
-        let out: Vec<_> = frame.into_messages(Framing::Single).collect();
+        let out = texts(frame.into_messages(Framing::Single));
         assert_eq!(out, [r#"{"seq":1}"#, r#"{"seq":2}"#, r#"{"seq":3}"#]);
     }
 
@@ -204,20 +258,53 @@ mod tests {
     fn batched_framing_joins_the_events_into_one_batch_message() {
         let frame = run(&[r#"{"seq":1}"#, r#"{"seq":2}"#]);
         assert_eq!(frame.message_count(Framing::Batched), 1);
-        let out: Vec<_> = frame.clone().into_messages(Framing::Batched).collect();
+        let out = texts(frame.clone().into_messages(Framing::Batched));
         assert_eq!(out, [r#"{"type":"batch","events":[{"seq":1},{"seq":2}]}"#]);
         // Built once: a second connection gets the same bytes.
-        let again: Vec<_> = frame.into_messages(Framing::Batched).collect();
-        assert_eq!(out[0].as_str().as_ptr(), again[0].as_str().as_ptr());
+        let [Some(Message::Text(first)), Some(Message::Text(again))] =
+            [0, 1].map(|_| frame.clone().into_messages(Framing::Batched).next())
+        else {
+            panic!("not text")
+        };
+        assert_eq!(first.as_str().as_ptr(), again.as_str().as_ptr());
     }
 
     #[test]
-    fn a_lone_message_is_the_same_for_both_framings() {
+    fn a_lone_event_is_itself_for_v1_framings() {
         for framing in [Framing::Single, Framing::Batched] {
+            let frame = run(&[r#"{"seq":1}"#]);
+            assert_eq!(frame.message_count(framing), 1);
+            assert_eq!(texts(frame.into_messages(framing)), [r#"{"seq":1}"#]);
+        }
+    }
+
+    #[test]
+    fn binary_framing_encodes_the_run_once_as_one_pixels_message() {
+        for events in [&[r#"{"seq":1}"#][..], &[r#"{"seq":1}"#, r#"{"seq":2}"#]] {
+            let frame = run(events);
+            assert_eq!(frame.message_count(Framing::Binary), 1);
+            let out: Vec<_> = frame.clone().into_messages(Framing::Binary).collect();
+            let [Message::Binary(bytes)] = &out[..] else {
+                panic!("not one binary message: {out:?}")
+            };
+            let mut decoded = Vec::new();
+            decode_pixels(bytes, &mut decoded).unwrap();
+            let expected: Vec<_> = (1..=events.len() as u64).map(pixel).collect();
+            assert_eq!(decoded, expected);
+            // Built once: a second connection gets the same bytes.
+            let Some(Message::Binary(again)) = frame.into_messages(Framing::Binary).next() else {
+                panic!("not binary")
+            };
+            assert_eq!(bytes.as_ptr(), again.as_ptr());
+        }
+    }
+
+    #[test]
+    fn a_lone_message_is_the_same_text_for_every_framing() {
+        for framing in [Framing::Single, Framing::Batched, Framing::Binary] {
             let frame = HubFrame::Message(Utf8Bytes::from_static(r#"{"type":"stats"}"#));
             assert_eq!(frame.message_count(framing), 1);
-            let out: Vec<_> = frame.into_messages(framing).collect();
-            assert_eq!(out, [r#"{"type":"stats"}"#]);
+            assert_eq!(texts(frame.into_messages(framing)), [r#"{"type":"stats"}"#]);
         }
     }
 }
