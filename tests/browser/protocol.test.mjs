@@ -12,6 +12,15 @@ import { Stack } from "./stack.mjs";
 
 const PALETTE = ["#FF4500", "#FFD635", "#00A368", "#3690EA", "#811E9F", "#000000", "#FFFFFF"];
 
+/** A binary `PLACE` message (protocol v2) as the JSON `pixel_update` it
+ * stands for, marked `binary`. */
+function readPlace(bytes) {
+  const b = Buffer.from(bytes);
+  if (b.length !== 12 || b[0] !== 0x81) return { type: "unreadable_binary", bytes: [...b] };
+  const color = "#" + b.subarray(9, 12).toString("hex").toUpperCase();
+  return { type: "pixel_update", binary: true, id: b.readUInt32LE(1), x: b.readUInt16LE(5), y: b.readUInt16LE(7), color };
+}
+
 describe("protocol v1 in the client", { timeout: 120_000 }, () => {
   let stack;
   let browser;
@@ -39,7 +48,7 @@ describe("protocol v1 in the client", { timeout: 120_000 }, () => {
     let onSocket = null;
     await page.routeWebSocket(/\/ws/, (ws) => {
       sockets.push(ws);
-      ws.onMessage((text) => received.push(JSON.parse(text)));
+      ws.onMessage((message) => received.push(typeof message === "string" ? JSON.parse(message) : readPlace(message)));
       onSocket?.(ws);
     });
     const nextSocket = () => new Promise((resolve) => {
@@ -80,8 +89,9 @@ describe("protocol v1 in the client", { timeout: 120_000 }, () => {
     const S = board.seq;
     const { page, nextSocket, release } = await mockedPage({ holdBoard: true });
     const ws = await nextSocket();
-    // A gateway sends `batch` only to a client that asks for it.
-    assert.match(ws.url(), /[?&]batch=1(&|$)/);
+    // The page asks for protocol v2; it still reads v1's JSON events and
+    // `batch`es (played here), which a gateway sends to v1 clients.
+    assert.match(ws.url(), /[?&]protocol=2(&|$)/);
     await connect(ws, S);
     // While the board is on its way: an event the board already holds, with
     // another color, and two newer ones for one pixel in the wrong order.
@@ -153,6 +163,7 @@ describe("protocol v1 in the client", { timeout: 120_000 }, () => {
     }
     const update = received.find((m) => m.type === "pixel_update");
     assert.ok(update, JSON.stringify(received));
+    assert.equal(update.binary, true, "placed with a binary PLACE message");
     assert.equal(update.color, "#000000");
     assert.ok(Number.isInteger(update.id) && update.x >= 0 && update.y >= 0, JSON.stringify(update));
     await closeClean(page);
@@ -349,5 +360,86 @@ describe("protocol v1 in the client", { timeout: 120_000 }, () => {
     assert.equal(told.length, 1, JSON.stringify(page.problems));
     page.problems = page.problems.filter((m) => !told.includes(m));
     await closeClean(page);
+  });
+});
+
+describe("protocol v2 between real gateways", { timeout: 120_000 }, () => {
+  let stack;
+  let browser;
+
+  before(async () => {
+    stack = await Stack.start({ gateways: 2, env: { COOLDOWN_MS: "0" } });
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => {});
+    await stack?.stop();
+  });
+
+  /** A page on gateway `i` whose socket frames are recorded. */
+  async function recordedPage(i, username) {
+    const page = await openPage(browser, null, { username });
+    const frames = { url: "", binaryIn: 0, jsonPixelsIn: 0, placesOut: 0, jsonPlacesOut: 0 };
+    page.on("websocket", (ws) => {
+      frames.url = ws.url();
+      ws.on("framereceived", ({ payload }) => {
+        if (typeof payload !== "string") {
+          if (payload[0] === 0x01) frames.binaryIn++;
+        } else if (/"type":"(pixel_updated|batch)"/.test(payload)) {
+          frames.jsonPixelsIn++;
+        }
+      });
+      ws.on("framesent", ({ payload }) => {
+        if (typeof payload !== "string") {
+          if (payload[0] === 0x81 && payload.length === 12) frames.placesOut++;
+        } else if (payload.includes('"pixel_update"')) {
+          frames.jsonPlacesOut++;
+        }
+      });
+    });
+    await page.goto(`${stack.gateways[i].url}/`);
+    await waitLive(page);
+    return { page, frames };
+  }
+
+  async function place(page, x, y, color) {
+    await page.click(`#palette [data-color="${color}"]`);
+    const c = await zoomTo(page, x, y, 4);
+    await page.mouse.click(c.x, c.y);
+  }
+
+  test("two pages on two gateways negotiate v2, place with binary frames and see each other's pixels", async () => {
+    const a = await recordedPage(0, "alice");
+    const b = await recordedPage(1, "bob");
+    assert.match(a.frames.url, /[?&]protocol=2(&|$)/);
+    assert.match(b.frames.url, /[?&]protocol=2(&|$)/);
+
+    await place(a.page, 200, 210, "#000000");
+    await waitCanvasPixel(b.page, 200, 210, "#000000");
+    await place(b.page, 201, 210, "#3690EA");
+    await waitCanvasPixel(a.page, 201, 210, "#3690EA");
+    // Each page's own pixel came back to it too.
+    await waitCanvasPixel(a.page, 200, 210, "#000000");
+    await waitCanvasPixel(b.page, 201, 210, "#3690EA");
+
+    for (const { frames } of [a, b]) {
+      assert.ok(frames.binaryIn >= 2, JSON.stringify(frames));
+      assert.equal(frames.jsonPixelsIn, 0, JSON.stringify(frames));
+      assert.equal(frames.placesOut, 1, JSON.stringify(frames));
+      assert.equal(frames.jsonPlacesOut, 0, JSON.stringify(frames));
+    }
+    // v2 events carry no username: the inspector, fed by /api/pixel, still
+    // says who placed a pixel.
+    for (const [page, x, who] of [[a.page, 201, "bob"], [b.page, 200, "alice"]]) {
+      await page.click("#mode-inspect");
+      const c = await zoomTo(page, x, 210, 4);
+      await page.mouse.click(c.x, c.y);
+      await page.locator("#inspect-who", { hasText: who }).waitFor();
+    }
+    for (const { page } of [a, b]) {
+      await page.context().close();
+      assert.deepEqual(page.problems, []);
+    }
   });
 });
