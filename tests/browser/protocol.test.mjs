@@ -1,4 +1,4 @@
-// How the client handles what protocol v1 can send, in real chromium: the
+// How the client handles what protocols v1 and v2 can send, in real chromium: the
 // test plays the WebSocket (Playwright's routeWebSocket) so it can send
 // events out of order, leave gaps, resync, close, and stream 5,000 pixels a
 // second, while every HTTP request (canvas.bin, updates) goes to a real
@@ -19,6 +19,34 @@ function readPlace(bytes) {
   if (b.length !== 12 || b[0] !== 0x81) return { type: "unreadable_binary", bytes: [...b] };
   const color = "#" + b.subarray(9, 12).toString("hex").toUpperCase();
   return { type: "pixel_update", binary: true, id: b.readUInt32LE(1), x: b.readUInt16LE(5), y: b.readUInt16LE(7), color };
+}
+
+/** A binary `PIXELS` message (protocol v2) of `[x, y, "#RRGGBB", seq]`s. */
+function encodePixels(events) {
+  const bytes = [0x01];
+  const varint = (v) => {
+    while (v >= 0x80) {
+      bytes.push((v % 0x80) | 0x80);
+      v = Math.floor(v / 0x80);
+    }
+    bytes.push(v);
+  };
+  varint(events.length);
+  let previous = 0;
+  events.forEach(([x, y, color, seq], i) => {
+    if (i === 0) {
+      const first = Buffer.alloc(8);
+      first.writeBigUInt64LE(BigInt(seq));
+      bytes.push(...first);
+    } else {
+      const delta = seq - previous;
+      varint(delta >= 0 ? delta * 2 : -delta * 2 - 1);
+    }
+    previous = seq;
+    const rgb = parseInt(color.slice(1), 16);
+    bytes.push(x & 0xff, x >> 8, y & 0xff, y >> 8, rgb >> 16, (rgb >> 8) & 0xff, rgb & 0xff);
+  });
+  return Buffer.from(bytes);
 }
 
 describe("protocol v1 in the client", { timeout: 120_000 }, () => {
@@ -111,6 +139,54 @@ describe("protocol v1 in the client", { timeout: 120_000 }, () => {
     await waitCanvasPixel(page, 13, 10, "#000000");
     assert.equal(await canvasPixel(page, 12, 10), "#811E9F");
     assert.equal(await page.evaluate(() => window.__canvas.seq()), S + 5);
+    await closeClean(page);
+  });
+
+  test("binary PIXELS messages follow the same rules; wire.js reads PROTOCOL.md's example", async () => {
+    const { seq: stale } = await put(10, 11, "#FF4500");
+    const S = (await stack.board()).seq;
+    const { page, nextSocket, release } = await mockedPage({ holdBoard: true });
+    const ws = await nextSocket();
+    await connect(ws, S);
+    // One message, seqs going down inside it (negative deltas): an event the
+    // board already holds, and two newer ones for one pixel in the wrong order.
+    ws.send(encodePixels([[10, 11, "#3690EA", stale], [11, 11, "#00A368", S + 2], [11, 11, "#FFD635", S + 1]]));
+    await page.waitForFunction(() => window.__canvas.sync().loading && window.__canvas.sync().buffered === 3);
+    release();
+    await waitLive(page);
+    assert.equal(await canvasPixel(page, 10, 11), "#FF4500");
+    assert.equal(await canvasPixel(page, 11, 11), "#00A368");
+    assert.equal(await page.evaluate(() => window.__canvas.seq()), S + 2);
+
+    // Live, a lone event and then a run; a binary type the page does not
+    // know (a newer gateway's) is skipped without a fuss.
+    ws.send(encodePixels([[12, 11, "#811E9F", S + 4]]));
+    ws.send(Buffer.from([0x7f, 1, 2, 3]));
+    ws.send(encodePixels([[12, 11, "#FF4500", S + 3], [13, 11, "#000000", S + 5]]));
+    await waitCanvasPixel(page, 13, 11, "#000000");
+    assert.equal(await canvasPixel(page, 12, 11), "#811E9F");
+    assert.equal(await page.evaluate(() => window.__canvas.seq()), S + 5);
+
+    // The bytes of protocol/PROTOCOL.md's examples, as the Rust codec's
+    // unit test has them.
+    const decoded = await page.evaluate(async () => {
+      const wire = await import("/static/wire.js");
+      const example = [
+        0x01, 0x02, 0xe8, 0x03, 0, 0, 0, 0, 0, 0, 0x03, 0x00, 0x04, 0x00, 0xff, 0x45, 0x00,
+        0x02, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00,
+      ];
+      return {
+        events: wire.decodePixels(new Uint8Array(example).buffer),
+        truncated: wire.decodePixels(new Uint8Array(example.slice(0, 20)).buffer),
+        place: [...new Uint8Array(wire.encodePlace(7, 3, 4, "#FF4500"))],
+      };
+    });
+    assert.deepEqual(decoded.events, [
+      { type: "pixel_updated", x: 3, y: 4, color: "#FF4500", seq: 1000 },
+      { type: "pixel_updated", x: 65535, y: 0, color: "#000000", seq: 1001 },
+    ]);
+    assert.equal(decoded.truncated, null);
+    assert.deepEqual(decoded.place, [0x81, 7, 0, 0, 0, 3, 0, 4, 0, 0xff, 0x45, 0x00]);
     await closeClean(page);
   });
 
