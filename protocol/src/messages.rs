@@ -236,6 +236,31 @@ pub fn parse_batch_param(value: &str) -> Option<bool> {
     }
 }
 
+/// The WebSocket URL query parameter by which a client picks its protocol:
+/// `/ws?protocol=2` for protocol v2 (binary pixel events and placements,
+/// [`crate::binary`]); absent or `1` is protocol v1, JSON only.
+pub const PROTOCOL_QUERY_PARAM: &str = "protocol";
+
+/// The protocol a WebSocket connection speaks, chosen by the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtocolVersion {
+    /// JSON text frames only: what the prototype's clients speak.
+    V1,
+    /// Pixel events (and placements, if the client likes) as binary
+    /// messages; everything else as in v1.
+    V2,
+}
+
+/// Reads a [`PROTOCOL_QUERY_PARAM`] value: `1` or `2`; anything else is
+/// `None`, an error to report.
+pub fn parse_protocol_param(value: &str) -> Option<ProtocolVersion> {
+    match value {
+        "1" => Some(ProtocolVersion::V1),
+        "2" => Some(ProtocolVersion::V2),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -364,6 +389,15 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn the_protocol_param_takes_1_or_2() {
+        assert_eq!(parse_protocol_param("1"), Some(ProtocolVersion::V1));
+        assert_eq!(parse_protocol_param("2"), Some(ProtocolVersion::V2));
+        for bad in ["", "3", "v2", "02", "true"] {
+            assert_eq!(parse_protocol_param(bad), None, "{bad}");
+        }
     }
 
     #[test]

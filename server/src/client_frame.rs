@@ -1,8 +1,10 @@
-//! What one text frame from a client asks of its connection: decoded,
-//! weighed against how the connection came by its name, and turned into a
-//! reply, a rename or a placement. Pure: the connection carries it out.
+//! What one frame from a client asks of its connection: decoded (a JSON text
+//! frame, or a protocol v2 binary one), weighed against how the connection
+//! came by its name, and turned into a reply, a rename or a placement. Pure:
+//! the connection carries it out.
 
 use axum::extract::ws::Message;
+use protocol::binary::{ClientBinary, decode_client};
 use protocol::messages::{MAX_CLIENT_FRAME_BYTES, MAX_SUBSCRIBE_FRAME_BYTES};
 use protocol::username::is_valid_username;
 use protocol::{ClientMessage, ErrorCode, ServerMessage};
@@ -43,14 +45,37 @@ pub fn handle_text(text: &str, identity: Identity) -> Action {
     if text.len() > MAX_SUBSCRIBE_FRAME_BYTES {
         return too_large();
     }
-    let message = match decode(text) {
-        Ok(m) => m,
-        Err(_) if text.len() > MAX_CLIENT_FRAME_BYTES => return too_large(),
-        Err(e) => return Action::Reply(error(e.id, e.code, e.message)),
-    };
+    match decode(text) {
+        // Only `subscribe` may be larger than the usual frame.
+        Ok(ClientMessage::Subscribe { chunks }) => Action::Subscribe(chunks),
+        Ok(_) | Err(_) if text.len() > MAX_CLIENT_FRAME_BYTES => too_large(),
+        Ok(message) => act(message, identity),
+        Err(e) => Action::Reply(error(e.id, e.code, e.message)),
+    }
+}
+
+/// Reads one binary frame of a protocol v2 connection: a `PLACE` is a
+/// `pixel_update` by other means, weighed the same way. A malformed one is
+/// answered like malformed JSON, and the connection goes on.
+pub fn handle_binary(bytes: &[u8], identity: Identity) -> Action {
+    match decode_client(bytes) {
+        Ok(ClientBinary::Place(place)) => act(
+            ClientMessage::PixelUpdate {
+                x: i64::from(place.x),
+                y: i64::from(place.y),
+                color: place.color.to_string(),
+                id: Some(u64::from(place.id)),
+            },
+            identity,
+        ),
+        Err(e) => Action::Reply(error(None, e.code(), e.to_string())),
+    }
+}
+
+/// What a decoded message asks, for a connection of `identity`.
+fn act(message: ClientMessage, identity: Identity) -> Action {
     match message {
         ClientMessage::Subscribe { chunks } => Action::Subscribe(chunks),
-        _ if text.len() > MAX_CLIENT_FRAME_BYTES => too_large(),
         ClientMessage::Ping => Action::Reply(encode(&ServerMessage::Pong)),
         ClientMessage::SetUsername { .. } if identity != Identity::Claimed => Action::Reply(error(
             None,
@@ -134,6 +159,40 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_binary_place_is_a_placement_with_its_id_and_a_malformed_one_says_why() {
+        use protocol::Color;
+        use protocol::binary::{Place, encode_place};
+        let place = encode_place(&Place {
+            id: 9,
+            x: 65535,
+            y: 2,
+            color: Color([0xFF, 0x45, 0x00]),
+        });
+        match handle_binary(&place, Identity::Claimed) {
+            Action::Place { x, y, color, id } => {
+                assert_eq!((x, y, color.as_str(), id), (65535, 2, "#FF4500", Some(9)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            error_code(handle_binary(&place, Identity::Watcher)),
+            ErrorCode::Unauthorized
+        );
+        assert_eq!(
+            error_code(handle_binary(&place[..5], Identity::Claimed)),
+            ErrorCode::BadRequest
+        );
+        assert_eq!(
+            error_code(handle_binary(&[0x01, 0x01], Identity::Claimed)),
+            ErrorCode::UnknownType
+        );
+        assert_eq!(
+            error_code(handle_binary(&[], Identity::Claimed)),
+            ErrorCode::UnknownType
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::Gateway;
-use crate::client_frame::{Action, handle_text};
+use crate::client_frame::{Action, handle_binary, handle_text};
 use crate::hub::{Framing, HubFrame};
 use crate::idle::{IdleClock, OnTick, on_tick};
 use crate::ip_limits::{IpSlot, Verdict};
@@ -246,8 +246,7 @@ impl Connection<'_> {
                 let out = self
                     .hub_frames
                     .drain(..)
-                    .flat_map(|f| f.into_messages(framing))
-                    .map(Message::Text);
+                    .flat_map(|f| f.into_messages(framing));
                 send_hub_messages(&mut self.socket, self.gw, out, lagged).await
             }
             Some(viewport) => {
@@ -255,8 +254,7 @@ impl Connection<'_> {
                 for frame in self.hub_frames.drain(..) {
                     frame.messages_within(framing, viewport, &mut kept);
                 }
-                let out = kept.into_iter().map(Message::Text);
-                send_hub_messages(&mut self.socket, self.gw, out, lagged).await
+                send_hub_messages(&mut self.socket, self.gw, kept.into_iter(), lagged).await
             }
         }
     }
@@ -344,29 +342,33 @@ impl Connection<'_> {
                 }
             }
         }
-        let reply = match msg {
-            Message::Text(text) => match handle_text(&text, self.identity) {
-                Action::Reply(reply) => Some(reply),
-                Action::Rename(username) => {
-                    self.reg.rename(username);
-                    None
-                }
-                Action::Place { x, y, color, id } => self.placements.start(
-                    gw,
-                    (x, y, color),
-                    self.reg.username.clone(),
-                    self.ip_slot.ip(),
-                    id,
-                ),
-                Action::Subscribe(chunks) => Some(self.subscribe(chunks)),
-            },
-            Message::Binary(_) => Some(error(
+        let action = match msg {
+            Message::Text(text) => handle_text(&text, self.identity),
+            Message::Binary(bytes) if self.framing == Framing::Binary => {
+                handle_binary(&bytes, self.identity)
+            }
+            Message::Binary(_) => Action::Reply(error(
                 None,
                 ErrorCode::BinaryNotSupported,
-                "protocol v1 takes JSON text frames only",
+                "protocol v1 takes JSON text frames only; connect with ?protocol=2 for binary",
             )),
             Message::Close(_) => return Flow::Stop,
-            Message::Ping(_) | Message::Pong(_) => None,
+            Message::Ping(_) | Message::Pong(_) => return Flow::Continue,
+        };
+        let reply = match action {
+            Action::Reply(reply) => Some(reply),
+            Action::Rename(username) => {
+                self.reg.rename(username);
+                None
+            }
+            Action::Place { x, y, color, id } => self.placements.start(
+                gw,
+                (x, y, color),
+                self.reg.username.clone(),
+                self.ip_slot.ip(),
+                id,
+            ),
+            Action::Subscribe(chunks) => Some(self.subscribe(chunks)),
         };
         match reply {
             Some(reply) => self.write([reply]).await,

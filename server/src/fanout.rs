@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::Utf8Bytes;
 use protocol::ServerMessage;
+use protocol::binary::PixelEvent;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::backend::CanvasBackend;
 use crate::hub::{EventRun, Hub, HubFrame};
-use crate::incoming::{Incoming, encode_pixel};
+use crate::incoming::{Incoming, compact_stored, encode_pixel};
 use crate::metrics::GatewayMetrics;
 use crate::seq_tracker::SeqTracker;
 
@@ -43,7 +44,7 @@ pub struct Fanout {
 impl Fanout {
     pub async fn run(mut self, cancel: CancellationToken) {
         let mut seq = self.start(&cancel).await;
-        let mut batch: Vec<Utf8Bytes> = Vec::with_capacity(MAX_BATCH);
+        let mut batch: Vec<(PixelEvent, Utf8Bytes)> = Vec::with_capacity(MAX_BATCH);
         let mut last_frame = tokio::time::Instant::now() - self.window;
         let mut checks = DuplicateChecks::default();
         loop {
@@ -115,14 +116,14 @@ impl Fanout {
         &self,
         item: Incoming,
         seq: &mut SeqTracker,
-        batch: &mut Vec<Utf8Bytes>,
+        batch: &mut Vec<(PixelEvent, Utf8Bytes)>,
         checks: &mut DuplicateChecks,
     ) -> bool {
         match item {
-            Incoming::Pixel { seq: s, json } => {
+            Incoming::Pixel { event, json } => {
                 let now = Instant::now();
-                if seq.accept(s, now) {
-                    batch.push(json);
+                if seq.accept(event.seq, now) {
+                    batch.push((event, json));
                     false
                 } else {
                     self.metrics.duplicates_dropped.inc();
@@ -133,12 +134,15 @@ impl Fanout {
         }
     }
 
-    fn flush(&self, batch: &mut Vec<Utf8Bytes>, seq: &SeqTracker) {
+    fn flush(&self, batch: &mut Vec<(PixelEvent, Utf8Bytes)>, seq: &SeqTracker) {
+        // A lone event is a run of one too: v2 connections get it as a
+        // binary message, v1 connections as the event itself.
         match batch.len() {
             0 => {}
-            1 => self.hub.send_message(batch.pop().expect("one")),
             n => {
-                self.metrics.batched_events.add(n as u64);
+                if n > 1 {
+                    self.metrics.batched_events.add(n as u64);
+                }
                 self.hub
                     .send(HubFrame::Events(Arc::new(EventRun::new(batch.drain(..)))));
             }
@@ -152,7 +156,7 @@ impl Fanout {
     async fn repair(
         &self,
         seq: &mut SeqTracker,
-        batch: &mut Vec<Utf8Bytes>,
+        batch: &mut Vec<(PixelEvent, Utf8Bytes)>,
         cancel: &CancellationToken,
     ) {
         let started = Instant::now();
@@ -186,7 +190,7 @@ impl Fanout {
             let mut repaired = 0u64;
             for event in &page.events {
                 if seq.accept(event.seq, Instant::now()) {
-                    batch.push(encode_pixel(event));
+                    batch.push((compact_stored(event), encode_pixel(event)));
                     repaired += 1;
                     if batch.len() >= MAX_BATCH {
                         self.flush(batch, seq);

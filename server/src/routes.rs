@@ -13,7 +13,10 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use protocol::close;
-use protocol::messages::{BATCH_QUERY_PARAM, parse_batch_param};
+use protocol::messages::{
+    BATCH_QUERY_PARAM, PROTOCOL_QUERY_PARAM, ProtocolVersion, parse_batch_param,
+    parse_protocol_param,
+};
 use protocol::username::is_valid_username;
 
 use crate::connection::{self, Identity, guest_name};
@@ -111,6 +114,21 @@ fn accept(
         Some(None) => {
             return canvas_api::ApiError::BadRequest(format!(
                 "?{BATCH_QUERY_PARAM}= takes 1 or 0 (true or false)"
+            ))
+            .into_response();
+        }
+    };
+    // Protocol v2 sends every run of events as one binary message, so a
+    // `batch` asked for beside it changes nothing.
+    let framing = match query
+        .get(PROTOCOL_QUERY_PARAM)
+        .map(|v| parse_protocol_param(v))
+    {
+        None | Some(Some(ProtocolVersion::V1)) => framing,
+        Some(Some(ProtocolVersion::V2)) => Framing::Binary,
+        Some(None) => {
+            return canvas_api::ApiError::BadRequest(format!(
+                "?{PROTOCOL_QUERY_PARAM}= takes 1 or 2"
             ))
             .into_response();
         }

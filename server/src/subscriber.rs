@@ -194,14 +194,15 @@ fn parse_user_message(payload: &[u8]) -> Option<Utf8Bytes> {
     Utf8Bytes::try_from(payload.to_vec()).ok()
 }
 
-/// Reads a `pixel_updated` for its `seq`, keeping its bytes to pass on.
+/// Reads a `pixel_updated` for its `seq` and its protocol v2 fields,
+/// keeping its bytes to pass on.
 fn parse_pixel(payload: &[u8]) -> Option<Incoming> {
     let Ok(ServerMessage::PixelUpdated(event)) = serde_json::from_slice(payload) else {
         return None;
     };
     let json = Utf8Bytes::try_from(payload.to_vec()).ok()?;
     Some(Incoming::Pixel {
-        seq: event.seq,
+        event: crate::incoming::compact(&event)?,
         json,
     })
 }
@@ -220,8 +221,9 @@ mod tests {
     fn pixel_messages_keep_their_bytes() {
         let payload = br##"{"type":"pixel_updated","x":1,"y":2,"color":"#FF0000","username":"a","timestamp":5,"seq":9}"##;
         match parse_pixel(payload) {
-            Some(Incoming::Pixel { seq, json }) => {
-                assert_eq!(seq, 9);
+            Some(Incoming::Pixel { event, json }) => {
+                assert_eq!(event.seq, 9);
+                assert_eq!((event.x, event.y, event.color.0), (1, 2, [255, 0, 0]));
                 assert_eq!(json.as_str().as_bytes(), payload);
             }
             other => panic!("{other:?}"),

@@ -84,6 +84,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
         JS,
         include_bytes!("../../web/static/minimap.js"),
     ),
+    (
+        "/static/wire.js",
+        JS,
+        include_bytes!("../../web/static/wire.js"),
+    ),
 ];
 
 /// The board page's policy: its own scripts and styles only, WebSockets to

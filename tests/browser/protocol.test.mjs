@@ -1,4 +1,4 @@
-// How the client handles what protocol v1 can send, in real chromium: the
+// How the client handles what protocols v1 and v2 can send, in real chromium: the
 // test plays the WebSocket (Playwright's routeWebSocket) so it can send
 // events out of order, leave gaps, resync, close, and stream 5,000 pixels a
 // second, while every HTTP request (canvas.bin, updates) goes to a real
@@ -11,6 +11,43 @@ import { canvasPixel, launchBrowser, openPage, waitCanvasPixel, waitLive, zoomTo
 import { Stack } from "./stack.mjs";
 
 const PALETTE = ["#FF4500", "#FFD635", "#00A368", "#3690EA", "#811E9F", "#000000", "#FFFFFF"];
+
+/** A binary `PLACE` message (protocol v2) as the JSON `pixel_update` it
+ * stands for, marked `binary`. */
+function readPlace(bytes) {
+  const b = Buffer.from(bytes);
+  if (b.length !== 12 || b[0] !== 0x81) return { type: "unreadable_binary", bytes: [...b] };
+  const color = "#" + b.subarray(9, 12).toString("hex").toUpperCase();
+  return { type: "pixel_update", binary: true, id: b.readUInt32LE(1), x: b.readUInt16LE(5), y: b.readUInt16LE(7), color };
+}
+
+/** A binary `PIXELS` message (protocol v2) of `[x, y, "#RRGGBB", seq]`s. */
+function encodePixels(events) {
+  const bytes = [0x01];
+  const varint = (v) => {
+    while (v >= 0x80) {
+      bytes.push((v % 0x80) | 0x80);
+      v = Math.floor(v / 0x80);
+    }
+    bytes.push(v);
+  };
+  varint(events.length);
+  let previous = 0;
+  events.forEach(([x, y, color, seq], i) => {
+    if (i === 0) {
+      const first = Buffer.alloc(8);
+      first.writeBigUInt64LE(BigInt(seq));
+      bytes.push(...first);
+    } else {
+      const delta = seq - previous;
+      varint(delta >= 0 ? delta * 2 : -delta * 2 - 1);
+    }
+    previous = seq;
+    const rgb = parseInt(color.slice(1), 16);
+    bytes.push(x & 0xff, x >> 8, y & 0xff, y >> 8, rgb >> 16, (rgb >> 8) & 0xff, rgb & 0xff);
+  });
+  return Buffer.from(bytes);
+}
 
 describe("protocol v1 in the client", { timeout: 120_000 }, () => {
   let stack;
@@ -39,7 +76,7 @@ describe("protocol v1 in the client", { timeout: 120_000 }, () => {
     let onSocket = null;
     await page.routeWebSocket(/\/ws/, (ws) => {
       sockets.push(ws);
-      ws.onMessage((text) => received.push(JSON.parse(text)));
+      ws.onMessage((message) => received.push(typeof message === "string" ? JSON.parse(message) : readPlace(message)));
       onSocket?.(ws);
     });
     const nextSocket = () => new Promise((resolve) => {
@@ -80,8 +117,9 @@ describe("protocol v1 in the client", { timeout: 120_000 }, () => {
     const S = board.seq;
     const { page, nextSocket, release } = await mockedPage({ holdBoard: true });
     const ws = await nextSocket();
-    // A gateway sends `batch` only to a client that asks for it.
-    assert.match(ws.url(), /[?&]batch=1(&|$)/);
+    // The page asks for protocol v2; it still reads v1's JSON events and
+    // `batch`es (played here), which a gateway sends to v1 clients.
+    assert.match(ws.url(), /[?&]protocol=2(&|$)/);
     await connect(ws, S);
     // While the board is on its way: an event the board already holds, with
     // another color, and two newer ones for one pixel in the wrong order.
@@ -101,6 +139,54 @@ describe("protocol v1 in the client", { timeout: 120_000 }, () => {
     await waitCanvasPixel(page, 13, 10, "#000000");
     assert.equal(await canvasPixel(page, 12, 10), "#811E9F");
     assert.equal(await page.evaluate(() => window.__canvas.seq()), S + 5);
+    await closeClean(page);
+  });
+
+  test("binary PIXELS messages follow the same rules; wire.js reads PROTOCOL.md's example", async () => {
+    const { seq: stale } = await put(10, 11, "#FF4500");
+    const S = (await stack.board()).seq;
+    const { page, nextSocket, release } = await mockedPage({ holdBoard: true });
+    const ws = await nextSocket();
+    await connect(ws, S);
+    // One message, seqs going down inside it (negative deltas): an event the
+    // board already holds, and two newer ones for one pixel in the wrong order.
+    ws.send(encodePixels([[10, 11, "#3690EA", stale], [11, 11, "#00A368", S + 2], [11, 11, "#FFD635", S + 1]]));
+    await page.waitForFunction(() => window.__canvas.sync().loading && window.__canvas.sync().buffered === 3);
+    release();
+    await waitLive(page);
+    assert.equal(await canvasPixel(page, 10, 11), "#FF4500");
+    assert.equal(await canvasPixel(page, 11, 11), "#00A368");
+    assert.equal(await page.evaluate(() => window.__canvas.seq()), S + 2);
+
+    // Live, a lone event and then a run; a binary type the page does not
+    // know (a newer gateway's) is skipped without a fuss.
+    ws.send(encodePixels([[12, 11, "#811E9F", S + 4]]));
+    ws.send(Buffer.from([0x7f, 1, 2, 3]));
+    ws.send(encodePixels([[12, 11, "#FF4500", S + 3], [13, 11, "#000000", S + 5]]));
+    await waitCanvasPixel(page, 13, 11, "#000000");
+    assert.equal(await canvasPixel(page, 12, 11), "#811E9F");
+    assert.equal(await page.evaluate(() => window.__canvas.seq()), S + 5);
+
+    // The bytes of protocol/PROTOCOL.md's examples, as the Rust codec's
+    // unit test has them.
+    const decoded = await page.evaluate(async () => {
+      const wire = await import("/static/wire.js");
+      const example = [
+        0x01, 0x02, 0xe8, 0x03, 0, 0, 0, 0, 0, 0, 0x03, 0x00, 0x04, 0x00, 0xff, 0x45, 0x00,
+        0x02, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0x00,
+      ];
+      return {
+        events: wire.decodePixels(new Uint8Array(example).buffer),
+        truncated: wire.decodePixels(new Uint8Array(example.slice(0, 20)).buffer),
+        place: [...new Uint8Array(wire.encodePlace(7, 3, 4, "#FF4500"))],
+      };
+    });
+    assert.deepEqual(decoded.events, [
+      { type: "pixel_updated", x: 3, y: 4, color: "#FF4500", seq: 1000 },
+      { type: "pixel_updated", x: 65535, y: 0, color: "#000000", seq: 1001 },
+    ]);
+    assert.equal(decoded.truncated, null);
+    assert.deepEqual(decoded.place, [0x81, 7, 0, 0, 0, 3, 0, 4, 0, 0xff, 0x45, 0x00]);
     await closeClean(page);
   });
 
@@ -153,6 +239,7 @@ describe("protocol v1 in the client", { timeout: 120_000 }, () => {
     }
     const update = received.find((m) => m.type === "pixel_update");
     assert.ok(update, JSON.stringify(received));
+    assert.equal(update.binary, true, "placed with a binary PLACE message");
     assert.equal(update.color, "#000000");
     assert.ok(Number.isInteger(update.id) && update.x >= 0 && update.y >= 0, JSON.stringify(update));
     await closeClean(page);
@@ -349,5 +436,86 @@ describe("protocol v1 in the client", { timeout: 120_000 }, () => {
     assert.equal(told.length, 1, JSON.stringify(page.problems));
     page.problems = page.problems.filter((m) => !told.includes(m));
     await closeClean(page);
+  });
+});
+
+describe("protocol v2 between real gateways", { timeout: 120_000 }, () => {
+  let stack;
+  let browser;
+
+  before(async () => {
+    stack = await Stack.start({ gateways: 2, env: { COOLDOWN_MS: "0" } });
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    await browser?.close().catch(() => {});
+    await stack?.stop();
+  });
+
+  /** A page on gateway `i` whose socket frames are recorded. */
+  async function recordedPage(i, username) {
+    const page = await openPage(browser, null, { username });
+    const frames = { url: "", binaryIn: 0, jsonPixelsIn: 0, placesOut: 0, jsonPlacesOut: 0 };
+    page.on("websocket", (ws) => {
+      frames.url = ws.url();
+      ws.on("framereceived", ({ payload }) => {
+        if (typeof payload !== "string") {
+          if (payload[0] === 0x01) frames.binaryIn++;
+        } else if (/"type":"(pixel_updated|batch)"/.test(payload)) {
+          frames.jsonPixelsIn++;
+        }
+      });
+      ws.on("framesent", ({ payload }) => {
+        if (typeof payload !== "string") {
+          if (payload[0] === 0x81 && payload.length === 12) frames.placesOut++;
+        } else if (payload.includes('"pixel_update"')) {
+          frames.jsonPlacesOut++;
+        }
+      });
+    });
+    await page.goto(`${stack.gateways[i].url}/`);
+    await waitLive(page);
+    return { page, frames };
+  }
+
+  async function place(page, x, y, color) {
+    await page.click(`#palette [data-color="${color}"]`);
+    const c = await zoomTo(page, x, y, 4);
+    await page.mouse.click(c.x, c.y);
+  }
+
+  test("two pages on two gateways negotiate v2, place with binary frames and see each other's pixels", async () => {
+    const a = await recordedPage(0, "alice");
+    const b = await recordedPage(1, "bob");
+    assert.match(a.frames.url, /[?&]protocol=2(&|$)/);
+    assert.match(b.frames.url, /[?&]protocol=2(&|$)/);
+
+    await place(a.page, 200, 210, "#000000");
+    await waitCanvasPixel(b.page, 200, 210, "#000000");
+    await place(b.page, 201, 210, "#3690EA");
+    await waitCanvasPixel(a.page, 201, 210, "#3690EA");
+    // Each page's own pixel came back to it too.
+    await waitCanvasPixel(a.page, 200, 210, "#000000");
+    await waitCanvasPixel(b.page, 201, 210, "#3690EA");
+
+    for (const { frames } of [a, b]) {
+      assert.ok(frames.binaryIn >= 2, JSON.stringify(frames));
+      assert.equal(frames.jsonPixelsIn, 0, JSON.stringify(frames));
+      assert.equal(frames.placesOut, 1, JSON.stringify(frames));
+      assert.equal(frames.jsonPlacesOut, 0, JSON.stringify(frames));
+    }
+    // v2 events carry no username: the inspector, fed by /api/pixel, still
+    // says who placed a pixel.
+    for (const [page, x, who] of [[a.page, 201, "bob"], [b.page, 200, "alice"]]) {
+      await page.click("#mode-inspect");
+      const c = await zoomTo(page, x, 210, 4);
+      await page.mouse.click(c.x, c.y);
+      await page.locator("#inspect-who", { hasText: who }).waitFor();
+    }
+    for (const { page } of [a, b]) {
+      await page.context().close();
+      assert.deepEqual(page.problems, []);
+    }
   });
 });

@@ -197,3 +197,46 @@ async fn legacy_clients_over_two_gateways_get_every_pixel_at_1000_per_second() {
     assert!(acked >= 2_900, "{s:#}");
     assert_eq!(s["deliveries_received"].as_u64(), Some(acked * 20), "{s:#}");
 }
+
+#[tokio::test]
+async fn v2_clients_over_two_gateways_get_every_pixel_at_1000_per_second() {
+    // Binary events and binary placements: every pixel still arrives once,
+    // matched to its placement by the `seq` of its ack. A JSON pixel event
+    // on a v2 connection would count as a decode error.
+    let stack = crate::harness::Stack::start(
+        2,
+        &[
+            ("COOLDOWN_MS", "0"),
+            ("PALETTE", "any"),
+            ("MAX_CONNECTIONS_PER_IP", "0"),
+            ("MESSAGES_PER_SEC_PER_IP", "0"),
+        ],
+    )
+    .await;
+    let urls = format!("{},{}", stack.gateways[0].ws(), stack.gateways[1].ws());
+    let (code, s) = loadtest(
+        &urls,
+        &[
+            "--protocol",
+            "2",
+            "fanout",
+            "--writers",
+            "10",
+            "--observers",
+            "20",
+            "--rate",
+            "1000",
+            "--duration",
+            "3",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{s:#}");
+    assert_eq!(s["decode_errors"], 0, "{s:#}");
+    assert_eq!(s["lost"], 0, "{s:#}");
+    assert_eq!(s["duplicates"], 0, "{s:#}");
+    assert_eq!(s["board_mismatches"], 0, "{s:#}");
+    let acked = s["placements_acked"].as_u64().unwrap();
+    assert!(acked >= 2_900, "{s:#}");
+    assert_eq!(s["deliveries_received"].as_u64(), Some(acked * 20), "{s:#}");
+}

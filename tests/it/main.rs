@@ -24,6 +24,7 @@ mod metrics;
 mod moderation;
 mod pool;
 mod presence;
+mod protocol_v2;
 mod prototype_clients;
 mod redis_tls;
 mod shutdown;

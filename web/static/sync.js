@@ -1,4 +1,5 @@
 // Keeps the page's board equal to the stored one: the WebSocket (protocol
+// v2: pixel events and placements binary, see wire.js; the rest JSON as in
 // v1), loading without gaps, catching up after a reconnect or a missing
 // `seq`, and reconnecting with exponential backoff and jitter.
 //
@@ -8,6 +9,8 @@
 // events are applied as they come: the board keeps the highest `seq` per
 // pixel, so order does not matter, and `knownSeq` (every write up to it is
 // applied) tells where to catch up from.
+
+import { decodePixels, encodePlace } from "./wire.js";
 
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 15000;
@@ -69,10 +72,10 @@ export class Sync {
     const token = this.hooks.token ? this.hooks.token() : "";
     const name = this.hooks.username();
     // A token says who we are; the name alone is believed only with AUTH=open.
-    // batch=1: several events per message under load (this client reads
-    // `batch`; a client that asks nothing gets one event per message).
+    // protocol=2: pixel events come as binary messages, several per message
+    // under load, encoded once by the gateway for every such client.
     const who = token ? "&token=" + encodeURIComponent(token) : name ? "&username=" + encodeURIComponent(name) : "";
-    return scheme + location.host + "/ws?batch=1" + who;
+    return scheme + location.host + "/ws?protocol=2" + who;
   }
 
   connect() {
@@ -99,11 +102,18 @@ export class Sync {
       this.closed(generation, 0, String(e));
       return;
     }
+    ws.binaryType = "arraybuffer";
     this.ws = ws;
     this.lastFrameAt = performance.now();
     ws.onmessage = (ev) => {
       if (generation !== this.generation) return;
       this.lastFrameAt = performance.now();
+      if (typeof ev.data !== "string") {
+        // A type this client does not know (a newer gateway's) is skipped.
+        const events = decodePixels(ev.data);
+        if (events) for (const e of events) this.onPixel(e);
+        return;
+      }
       let message;
       try {
         message = JSON.parse(ev.data);
@@ -123,10 +133,15 @@ export class Sync {
     return true;
   }
 
-  /** Places a pixel; returns the request id, or 0 when not connected. */
+  /** Places a pixel (a binary `PLACE`; JSON when it does not fit one);
+   * returns the request id, or 0 when not connected. */
   place(x, y, color) {
     const id = this.nextId++;
-    return this.send({ type: "pixel_update", x, y, color, id }) ? id : 0;
+    const place = encodePlace(id, x, y, color);
+    if (!place) return this.send({ type: "pixel_update", x, y, color, id }) ? id : 0;
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return 0;
+    this.ws.send(place);
+    return id;
   }
 
   dispatch(m) {

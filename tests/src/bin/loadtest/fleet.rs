@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use protocol::ClientMessage;
+use protocol::binary::{PixelEvent, Place, encode_place};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_tungstenite::tungstenite::Message;
@@ -155,7 +156,9 @@ impl Fleet {
         for ((ws, hello), spec) in conns.into_iter().zip(specs) {
             let (sink, stream) = ws.split();
             let (tx, rx) = mpsc::channel(WRITER_QUEUE);
-            fleet.tasks.spawn(send_loop(sink, rx, ledger.clone()));
+            fleet
+                .tasks
+                .spawn(send_loop(sink, rx, ledger.clone(), framing));
             let inbox = spec.role.observes.then(|| {
                 // The first observer also notes where every write landed,
                 // for the board check.
@@ -237,17 +240,24 @@ async fn send_loop(
     mut sink: SplitSink<Ws, Message>,
     mut queue: mpsc::Receiver<Command>,
     ledger: Arc<Ledger>,
+    framing: Framing,
 ) {
     while let Some(command) = queue.recv().await {
         let mut closing = matches!(command, Command::Close);
         if let Command::Place(n) = command {
-            if feed_placement(&mut sink, &ledger, n).await.is_err() {
+            if feed_placement(&mut sink, &ledger, n, framing)
+                .await
+                .is_err()
+            {
                 return;
             }
             while let Ok(more) = queue.try_recv() {
                 match more {
                     Command::Place(n) => {
-                        if feed_placement(&mut sink, &ledger, n).await.is_err() {
+                        if feed_placement(&mut sink, &ledger, n, framing)
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                     }
@@ -272,8 +282,21 @@ async fn feed_placement(
     sink: &mut SplitSink<Ws, Message>,
     ledger: &Ledger,
     n: u32,
+    framing: Framing,
 ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
     let p = ledger.plan.placement(n);
+    if framing == Framing::Binary {
+        let place = Place {
+            id: n,
+            x: u16::try_from(p.x).expect("a board is at most 65536 pixels a side"),
+            y: u16::try_from(p.y).expect("a board is at most 65536 pixels a side"),
+            color: p.color,
+        };
+        ledger.mark_sent(n, Instant::now());
+        return sink
+            .feed(Message::Binary(encode_place(&place).to_vec().into()))
+            .await;
+    }
     let message = ClientMessage::PixelUpdate {
         x: i64::from(p.x),
         y: i64::from(p.y),
@@ -298,6 +321,7 @@ struct Reader {
 impl Reader {
     async fn run(self, mut stream: SplitStream<Ws>) {
         let mut events = Vec::with_capacity(64);
+        let mut scratch = Vec::new();
         // Made once: a fresh `changed()` per frame would register with the
         // watch's waiter list (a lock every reader shares) every time.
         let mut stop = self.stop.clone();
@@ -309,7 +333,10 @@ impl Reader {
                 _ = &mut stopped => return,
             };
             match frame {
-                Some(Ok(Message::Text(text))) => self.handle(text.as_str(), &mut events),
+                Some(Ok(Message::Text(text))) => self.handle_text(text.as_str(), &mut events),
+                Some(Ok(Message::Binary(bytes))) => {
+                    self.handle_binary(&bytes, &mut scratch, &mut events)
+                }
                 Some(Ok(Message::Close(frame))) => {
                     break match frame {
                         Some(f) => (
@@ -347,7 +374,7 @@ impl Reader {
         }
     }
 
-    fn handle(&self, text: &str, events: &mut Vec<Event>) {
+    fn handle_text(&self, text: &str, events: &mut Vec<Event>) {
         // One receive time per frame: a batch's events arrived together.
         let now = Instant::now();
         events.clear();
@@ -355,6 +382,24 @@ impl Reader {
             self.shared.decode_errors.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        self.handle(now, events);
+    }
+
+    /// A binary message: pixel events on a protocol v2 connection; on any
+    /// other, or unreadable, a decode error.
+    fn handle_binary(&self, bytes: &[u8], scratch: &mut Vec<PixelEvent>, events: &mut Vec<Event>) {
+        let now = Instant::now();
+        events.clear();
+        if self.shared.framing != Framing::Binary
+            || frames::decode_binary(bytes, scratch, events).is_err()
+        {
+            self.shared.decode_errors.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.handle(now, events);
+    }
+
+    fn handle(&self, now: Instant, events: &mut Vec<Event>) {
         let at_us = self.ledger.micros(now);
         let mut inbox = self.inbox.as_ref().map(|i| lock(i));
         for event in events.drain(..) {
@@ -373,6 +418,9 @@ impl Reader {
                 }
                 Event::UnreadBatch => {
                     self.shared.unread_batches.fetch_add(1, Ordering::Relaxed);
+                }
+                Event::WrongProtocol => {
+                    self.shared.decode_errors.fetch_add(1, Ordering::Relaxed);
                 }
                 Event::Other => {}
             }

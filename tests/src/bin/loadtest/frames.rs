@@ -4,10 +4,12 @@
 //! parses only the fields the load test uses (borrowing strings, skipping the
 //! rest) instead of building full [`protocol::ServerMessage`] values, and
 //! flattens `batch` frames into the events they carry, in order — unless the
-//! client plays the prototype's, which knows no `batch`.
+//! client plays the prototype's, which knows no `batch`. Protocol v2's
+//! binary `PIXELS` messages are decoded with the protocol crate's codec.
 
 use std::borrow::Cow;
 
+use protocol::binary::{BinaryError, PixelEvent, decode_pixels};
 use serde::Deserialize;
 
 /// The fields of a server message the load test reads. Every other field is
@@ -54,6 +56,9 @@ pub enum Event {
     /// prototype's clients ignore types they do not know, and with it every
     /// pixel inside.
     UnreadBatch,
+    /// A JSON pixel event (or `batch`) on a protocol v2 connection, whose
+    /// pixel events must come binary: the gateway did not speak v2.
+    WrongProtocol,
     /// `stats`, `user_list`, `pong`, `connected`: nothing to count.
     Other,
 }
@@ -66,6 +71,9 @@ pub enum Framing {
     /// No `?batch`: one event per message, as the prototype's clients
     /// expect; a `batch` is not understood.
     Single,
+    /// `?protocol=2`: pixel events in binary `PIXELS` messages, placements
+    /// as binary `PLACE` messages; the rest JSON as in v1.
+    Binary,
 }
 
 /// Batches never nest today; the bound only keeps a hostile frame from
@@ -78,9 +86,29 @@ pub fn decode(text: &str, out: &mut Vec<Event>, framing: Framing) -> Result<(), 
     let frame: Lite<'_> = serde_json::from_str(text)?;
     if framing == Framing::Single && frame.kind == "batch" {
         out.push(Event::UnreadBatch);
+    } else if framing == Framing::Binary && matches!(frame.kind.as_ref(), "batch" | "pixel_updated")
+    {
+        out.push(Event::WrongProtocol);
     } else {
         flatten(frame, out, 0);
     }
+    Ok(())
+}
+
+/// Decodes one binary message (protocol v2), appending its pixel events in
+/// order to `out`; `scratch` is reused so the hot path allocates nothing.
+pub fn decode_binary(
+    bytes: &[u8],
+    scratch: &mut Vec<PixelEvent>,
+    out: &mut Vec<Event>,
+) -> Result<(), BinaryError> {
+    scratch.clear();
+    decode_pixels(bytes, scratch)?;
+    out.extend(scratch.drain(..).map(|p| Event::Pixel {
+        seq: p.seq,
+        x: u32::from(p.x),
+        y: u32::from(p.y),
+    }));
     Ok(())
 }
 
@@ -191,6 +219,63 @@ mod tests {
         assert_eq!(e, vec![Event::Other]);
         let e = events(r#"{"type":"resync","seq":40,"reason":"gone"}"#);
         assert_eq!(e, vec![Event::Resync { seq: 40 }]);
+    }
+
+    #[test]
+    fn a_v2_client_takes_json_pixel_events_for_a_wrong_protocol() {
+        let mut out = Vec::new();
+        let pixel = r##"{"type":"pixel_updated","x":3,"y":4,"color":"#FF0000","username":"a","timestamp":1,"seq":9}"##;
+        decode(pixel, &mut out, Framing::Binary).unwrap();
+        decode(
+            r#"{"type":"ack","id":1,"seq":2}"#,
+            &mut out,
+            Framing::Binary,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            vec![
+                Event::WrongProtocol,
+                Event::Ack {
+                    id: Some(1),
+                    seq: 2
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn binary_pixels_become_pixel_events_in_order() {
+        use protocol::Color;
+        use protocol::binary::encode_pixels;
+        let pixels = [
+            PixelEvent {
+                x: 65535,
+                y: 1,
+                color: Color([1, 2, 3]),
+                seq: 8,
+            },
+            PixelEvent {
+                x: 2,
+                y: 3,
+                color: Color([0, 0, 0]),
+                seq: 9,
+            },
+        ];
+        let mut out = Vec::new();
+        decode_binary(&encode_pixels(&pixels), &mut Vec::new(), &mut out).unwrap();
+        assert_eq!(
+            out,
+            vec![
+                Event::Pixel {
+                    seq: 8,
+                    x: 65535,
+                    y: 1
+                },
+                Event::Pixel { seq: 9, x: 2, y: 3 },
+            ]
+        );
+        assert!(decode_binary(&[0x01], &mut Vec::new(), &mut out).is_err());
     }
 
     #[test]

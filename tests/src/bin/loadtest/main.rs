@@ -1,5 +1,5 @@
 //! `loadtest`: drives the gateway with WebSocket clients speaking protocol
-//! v1 and reports what it measured.
+//! v1 (or v2, `--protocol 2`) and reports what it measured.
 //!
 //! Three scenarios: `fanout` (few writers, many observers: delivery and
 //! latency), `connections` (many idle connections: accept rate and memory
@@ -78,8 +78,14 @@ struct Common {
     /// Connect as the prototype's clients do: without `?batch=1`, so the
     /// gateway sends one event per message, and with a `batch` message
     /// ignored like any unknown type (its pixels count as lost).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, conflicts_with = "protocol")]
     legacy: bool,
+
+    /// The protocol every client speaks: 1 (JSON, with `?batch=1`) or 2
+    /// (`?protocol=2`: binary pixel events and binary placements).
+    #[arg(long, env = "LOADTEST_PROTOCOL", global = true, default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=2))]
+    protocol: u8,
 
     /// Allow hosts other than this machine (127.0.0.0/8, localhost, ::1).
     /// A load test aimed at a live service is an outage.
@@ -122,10 +128,10 @@ async fn main() -> ExitCode {
 
 async fn run(cli: &Cli) -> anyhow::Result<Report> {
     let common = &cli.common;
-    let framing = if common.legacy {
-        Framing::Single
-    } else {
-        Framing::Batched
+    let framing = match (common.legacy, common.protocol) {
+        (true, _) => Framing::Single,
+        (false, 2) => Framing::Binary,
+        (false, _) => Framing::Batched,
     };
     let targets = Targets::resolve(
         &common.urls,
@@ -175,5 +181,14 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.common.urls.len(), 3);
+    }
+
+    #[test]
+    fn the_protocol_is_1_or_2_and_not_with_legacy() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["loadtest", "fanout"], args].concat());
+        assert_eq!(parse(&[]).unwrap().common.protocol, 1);
+        assert_eq!(parse(&["--protocol", "2"]).unwrap().common.protocol, 2);
+        assert!(parse(&["--protocol", "3"]).is_err());
+        assert!(parse(&["--protocol", "2", "--legacy"]).is_err());
     }
 }

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{Context, bail};
-use protocol::messages::BATCH_QUERY_PARAM;
+use protocol::messages::{BATCH_QUERY_PARAM, PROTOCOL_QUERY_PARAM};
 use reqwest::Url;
 use reqwest::header::HeaderValue;
 
@@ -28,8 +28,14 @@ impl Endpoint {
         {
             let mut query = url.query_pairs_mut();
             query.append_pair("username", username);
-            if self.framing == Framing::Batched {
-                query.append_pair(BATCH_QUERY_PARAM, "1");
+            match self.framing {
+                Framing::Batched => {
+                    query.append_pair(BATCH_QUERY_PARAM, "1");
+                }
+                Framing::Binary => {
+                    query.append_pair(PROTOCOL_QUERY_PARAM, "2");
+                }
+                Framing::Single => {}
             }
         }
         url
@@ -250,6 +256,11 @@ mod tests {
         assert_eq!(
             e.url_for("lt-w-0").as_str(),
             "ws://127.0.0.1:1/ws?username=lt-w-0"
+        );
+        e.framing = Framing::Binary;
+        assert_eq!(
+            e.url_for("lt-w-0").as_str(),
+            "ws://127.0.0.1:1/ws?username=lt-w-0&protocol=2"
         );
     }
 }
