@@ -317,7 +317,7 @@ async fn a_v2_client_following_a_viewport_gets_binary_events_of_its_chunks_only(
     let mut writer = V2Client::connect(&server.ws(), "&username=painter").await;
     // Every other pixel in chunk [1, 1] (256..512 both ways), the rest in
     // chunk [0, 0]; the last one inside.
-    let inside = |id: u32| id % 2 == 0;
+    let inside = |id: u32| id.is_multiple_of(2);
     let place = |id: u32| {
         let (x, y) = if inside(id) {
             (256 + id as u16, 300)
