@@ -95,6 +95,9 @@ struct FleetShared {
     /// How every connection asked for its events.
     framing: Framing,
     decode_errors: AtomicU64,
+    /// Payload bytes of every message observers received (WebSocket and
+    /// TCP framing not counted): what a client's link carries.
+    observer_bytes: AtomicU64,
     /// `batch` messages a [`Framing::Single`] client could not read.
     unread_batches: AtomicU64,
     ended_early: Mutex<BTreeMap<String, u64>>,
@@ -121,6 +124,7 @@ pub struct Fleet {
 pub struct FleetEnd {
     pub ended_early: BTreeMap<String, u64>,
     pub decode_errors: u64,
+    pub observer_bytes: u64,
     pub unread_batches: u64,
 }
 
@@ -137,6 +141,7 @@ impl Fleet {
             closing: AtomicBool::new(false),
             framing,
             decode_errors: AtomicU64::new(0),
+            observer_bytes: AtomicU64::new(0),
             unread_batches: AtomicU64::new(0),
             ended_early: Mutex::default(),
             warned: AtomicU64::new(0),
@@ -229,6 +234,7 @@ impl Fleet {
         FleetEnd {
             ended_early: lock(&self.shared.ended_early).clone(),
             decode_errors: self.shared.decode_errors.load(Ordering::Relaxed),
+            observer_bytes: self.shared.observer_bytes.load(Ordering::Relaxed),
             unread_batches: self.shared.unread_batches.load(Ordering::Relaxed),
         }
     }
@@ -327,14 +333,28 @@ impl Reader {
         let mut stop = self.stop.clone();
         let stopped = stop.changed();
         tokio::pin!(stopped);
+        // Counted here and added once: readers share no counter per frame.
+        let mut received = 0u64;
+        let observes = self.inbox.is_some();
+        let add_received = |received: u64| {
+            if observes {
+                self.shared
+                    .observer_bytes
+                    .fetch_add(received, Ordering::Relaxed);
+            }
+        };
         let ended = loop {
             let frame = tokio::select! {
                 frame = stream.next() => frame,
-                _ = &mut stopped => return,
+                _ = &mut stopped => return add_received(received),
             };
             match frame {
-                Some(Ok(Message::Text(text))) => self.handle_text(text.as_str(), &mut events),
+                Some(Ok(Message::Text(text))) => {
+                    received += text.len() as u64;
+                    self.handle_text(text.as_str(), &mut events)
+                }
                 Some(Ok(Message::Binary(bytes))) => {
+                    received += bytes.len() as u64;
                     self.handle_binary(&bytes, &mut scratch, &mut events)
                 }
                 Some(Ok(Message::Close(frame))) => {
@@ -351,6 +371,7 @@ impl Reader {
                 None => break ("closed".to_owned(), String::new()),
             }
         };
+        add_received(received);
         let (ended, detail) = ended;
         if !self.shared.closing.load(Ordering::Relaxed) {
             match self.shared.warned.fetch_add(1, Ordering::Relaxed) {

@@ -55,6 +55,16 @@ pub fn summarize(report: &mut Report, outcome: &mut TrafficOutcome) {
     report.add("placement_rate", round3(c.acked as f64 / send_secs));
     // Over sending and draining: the last deliveries land after the last send.
     report.add("delivery_rate", round3(acc.delivered as f64 / total_secs));
+    // What one observer's link carried per second, and per pixel event.
+    let observers = (outcome.observers as f64).max(1.0);
+    report.add(
+        "observer_bytes_per_sec",
+        round3(outcome.observer_bytes as f64 / observers / total_secs),
+    );
+    report.add(
+        "observer_bytes_per_event",
+        round3(outcome.observer_bytes as f64 / (acc.delivered as f64).max(1.0)),
+    );
 
     let board_failed = match &outcome.board {
         Ok(b) => {

@@ -110,6 +110,8 @@ pub struct TrafficOutcome {
     /// Connections that ended before the run did, by cause.
     pub ended_early: BTreeMap<String, u64>,
     pub decode_errors: u64,
+    /// Payload bytes all observers received.
+    pub observer_bytes: u64,
     /// `batch` messages sent to `--legacy` clients, which cannot read them.
     pub unread_batches: u64,
     pub board: Result<BoardCheck, String>,
@@ -194,6 +196,7 @@ async fn run_unbounded(
         resyncs: totals.resyncs,
         ended_early: end.ended_early,
         decode_errors: end.decode_errors,
+        observer_bytes: end.observer_bytes,
         unread_batches: end.unread_batches,
         board,
     })
