@@ -6,6 +6,7 @@ mod harness;
 mod abuse;
 mod api;
 mod auth;
+mod batched_placements;
 mod cli;
 mod cluster;
 mod embedded;
