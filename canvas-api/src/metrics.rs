@@ -103,7 +103,7 @@ impl Metrics {
         write_latency(
             out,
             "canvas_store_write_seconds",
-            "Time to store one write.",
+            "Time of one store step for placements (a batch: one script call or lock).",
             &self.store_latency,
         );
     }
