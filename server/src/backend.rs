@@ -1,6 +1,7 @@
-//! [`CanvasBackend`]: where the gateway stores placements and reads the
-//! replay log: the board in this process, or a separate canvas-api over a
-//! pooled keep-alive HTTP client (the Kubernetes shape).
+//! [`CanvasBackend`]: where the gateway stores placements (a batch per
+//! call, see `placement_batch.rs`) and reads the replay log: the board in
+//! this process, or a separate canvas-api over a pooled keep-alive HTTP
+//! client (the Kubernetes shape).
 
 use std::net::IpAddr;
 use std::time::Duration;

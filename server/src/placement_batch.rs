@@ -158,6 +158,90 @@ fn encoded_size(p: &PixelPlacement) -> usize {
 mod tests {
     use super::*;
 
+    use canvas_api::Canvas;
+    use canvas_api::palette::Palette;
+    use canvas_api::store::{CanvasStore, EmbeddedStore, Geometry};
+
+    /// A batcher in front of an embedded board in a fresh folder.
+    fn batcher(name: &str) -> (PlacementBatcher, Arc<GatewayMetrics>, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!(
+            "placement-batch-{name}-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        let store = EmbeddedStore::open(
+            &dir,
+            Geometry {
+                width: 64,
+                height: 64,
+            },
+            1000,
+        )
+        .expect("open a board");
+        let canvas = Canvas::new(CanvasStore::Embedded(store), Palette::rplace_2022(), 0);
+        let metrics = Arc::new(GatewayMetrics::default());
+        let batcher = PlacementBatcher::start(
+            CanvasBackend::InProcess(canvas),
+            64,
+            metrics.clone(),
+            &TaskTracker::new(),
+            CancellationToken::new(),
+        );
+        (batcher, metrics, dir)
+    }
+
+    fn pixel(x: i64, username: &str) -> PixelPlacement {
+        PixelPlacement {
+            x,
+            y: 1,
+            color: "#FF4500".into(),
+            username: username.into(),
+            ip: None,
+        }
+    }
+
+    /// No waiting for company: on a paused clock, which jumps ahead to any
+    /// timer the batcher would set, a lone placement is stored without the
+    /// clock moving.
+    #[tokio::test(start_paused = true)]
+    async fn a_lone_placement_leaves_at_once() {
+        let (batcher, metrics, dir) = batcher("lone");
+        let started = tokio::time::Instant::now();
+        let event = batcher.place(pixel(3, "alone")).await.expect("stored");
+        assert_eq!(started.elapsed(), std::time::Duration::ZERO);
+        assert_eq!((event.x, event.seq), (3, 1));
+        assert_eq!(metrics.placement_batches.get(), 1);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Placements waiting together leave together, and each gets its own
+    /// answer: its own seq, or its own refusal.
+    #[tokio::test]
+    async fn waiting_placements_leave_as_one_batch_with_an_answer_each() {
+        let (batcher, metrics, dir) = batcher("together");
+        let mut answers = Vec::new();
+        for x in 0..40 {
+            let batcher = batcher.clone();
+            // x = 39 is off the board: refused on its own.
+            answers.push(tokio::spawn(async move {
+                batcher
+                    .place(pixel(if x == 39 { 64 } else { x }, "many"))
+                    .await
+            }));
+        }
+        let mut seqs = Vec::new();
+        for (x, answer) in answers.into_iter().enumerate() {
+            match answer.await.expect("answered") {
+                Ok(event) => seqs.push(event.seq),
+                Err(e) => assert_eq!((x, e.code()), (39, protocol::ErrorCode::OutOfBounds)),
+            }
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=39).collect::<Vec<_>>());
+        assert!(metrics.placement_batches.get() < 40, "no batching");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn a_batch_of_ordinary_placements_fits_the_byte_budget_and_the_body_limit() {
         let p = PixelPlacement {
