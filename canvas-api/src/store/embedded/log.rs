@@ -226,6 +226,15 @@ impl LogWriter {
         self.file.write_all(&all)
     }
 
+    /// A writer whose every append fails, as on a broken disk (tests).
+    #[cfg(test)]
+    pub fn failing(path: &Path) -> io::Result<Self> {
+        Ok(LogWriter {
+            file: File::open(path)?,
+            buf: Vec::new(),
+        })
+    }
+
     /// A second handle, to fsync without holding the store's lock.
     pub fn sync_handle(&self) -> io::Result<File> {
         self.file.try_clone()
