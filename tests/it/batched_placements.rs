@@ -432,3 +432,35 @@ async fn the_embedded_stores_batched_placements_survive_a_crash() {
         }
     }
 }
+
+/// A batch is one request: when canvas-api is gone, every placement of
+/// every batch is answered `unavailable`: none is left unanswered, none
+/// acknowledged.
+#[tokio::test]
+async fn with_canvas_api_gone_every_batched_placement_is_answered_unavailable() {
+    const CONNECTIONS: u64 = 8;
+    const EACH: u64 = 8;
+    let mut stack = Stack::start(1, BURST_ENV).await;
+    let mut clients = Vec::new();
+    for c in 0..CONNECTIONS {
+        clients.push(WsClient::connect(&stack.gateways[0].ws(), Some(&format!("gone{c}"))).await);
+    }
+    stack.api.kill9_in_place().await;
+    for (c, ws) in clients.iter_mut().enumerate() {
+        for i in 0..EACH {
+            ws.place(i as i64, c as i64, "#000000", i).await;
+        }
+    }
+    for ws in &mut clients {
+        for i in 0..EACH {
+            match ws.reply_to(i).await {
+                ServerMessage::Error { code, .. } => assert_eq!(code, ErrorCode::Unavailable),
+                other => panic!("placement {i}: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(
+        metric(&stack.gateways[0].http(), "gateway_placements_acked_total").await,
+        0
+    );
+}
