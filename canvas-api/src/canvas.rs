@@ -17,6 +17,17 @@ use crate::store::{
     CanvasStore, Gcra, Geometry, PixelRecord, PlaceOutcome, ReplayPage, Snapshot, Updates, Write,
 };
 
+/// One placement as its caller has it: checked by [`Canvas::place_many`].
+/// `ip` is the placing client's address, counted against the per-IP pool.
+#[derive(Debug, Clone, Copy)]
+pub struct Placement<'a> {
+    pub x: i64,
+    pub y: i64,
+    pub color: &'a str,
+    pub username: &'a str,
+    pub ip: Option<IpAddr>,
+}
+
 /// The most events one `/api/updates` page carries.
 pub const MAX_UPDATES_PAGE: usize = 10_000;
 
@@ -158,32 +169,89 @@ impl Canvas {
         username: &str,
         ip: Option<IpAddr>,
     ) -> Result<PixelUpdated, ApiError> {
-        let m = &self.inner.metrics;
-        let write = match self.validate(x, y, color, username) {
-            Ok(w) => Write {
-                ip_pool: self.inner.ip_pool.zip(ip).map(|(pool, ip)| (ip, pool)),
-                ..w
-            },
-            Err(e) => {
-                m.placements_invalid.inc();
-                return Err(e);
-            }
+        let placement = Placement {
+            x,
+            y,
+            color,
+            username,
+            ip,
         };
-        let started = std::time::Instant::now();
-        let outcome = self.inner.store.place(&write).await;
-        m.store_latency.observe(started.elapsed());
+        self.place_many(std::slice::from_ref(&placement))
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(ApiError::Internal("a placement got no answer".into())))
+    }
+
+    /// Validates and stores each placement on its own, the valid ones in
+    /// one store step (one script call, one lock): one answer per
+    /// placement, in order. A store that fails answers each of them with
+    /// its error.
+    pub async fn place_many(
+        &self,
+        placements: &[Placement<'_>],
+    ) -> Vec<Result<PixelUpdated, ApiError>> {
+        let m = &self.inner.metrics;
+        let mut answers: Vec<Option<Result<PixelUpdated, ApiError>>> =
+            Vec::with_capacity(placements.len());
+        let mut writes = Vec::with_capacity(placements.len());
+        // For each write, the index of its placement.
+        let mut of_placement = Vec::with_capacity(placements.len());
+        for (i, p) in placements.iter().enumerate() {
+            match self.validate(p.x, p.y, p.color, p.username) {
+                Ok(w) => {
+                    writes.push(Write {
+                        ip_pool: self.inner.ip_pool.zip(p.ip).map(|(pool, ip)| (ip, pool)),
+                        ..w
+                    });
+                    of_placement.push(i);
+                    answers.push(None);
+                }
+                Err(e) => {
+                    m.placements_invalid.inc();
+                    answers.push(Some(Err(e)));
+                }
+            }
+        }
+        if !writes.is_empty() {
+            let started = std::time::Instant::now();
+            let outcomes = self.inner.store.place_many(&writes).await;
+            m.store_latency.observe(started.elapsed());
+            m.place_batches.inc();
+            match outcomes {
+                Ok(outcomes) => {
+                    for (i, outcome) in of_placement.iter().zip(outcomes) {
+                        answers[*i] = Some(self.answer(outcome));
+                    }
+                }
+                Err(e) => {
+                    for i in of_placement {
+                        m.placements_failed.inc();
+                        answers[i] = Some(Err(e.clone().into()));
+                    }
+                }
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| Err(ApiError::Internal("a write got no outcome".into()))))
+            .collect()
+    }
+
+    /// What a store's outcome means to the placing client, counted.
+    fn answer(&self, outcome: PlaceOutcome) -> Result<PixelUpdated, ApiError> {
+        let m = &self.inner.metrics;
         match outcome {
-            Ok(PlaceOutcome::Stored(event)) => {
+            PlaceOutcome::Stored(event) => {
                 m.placements_stored.inc();
                 m.seq.set(event.seq);
                 Ok(event)
             }
-            Ok(PlaceOutcome::Cooldown { retry_after_ms })
-            | Ok(PlaceOutcome::PoolEmpty { retry_after_ms }) => {
+            PlaceOutcome::Cooldown { retry_after_ms }
+            | PlaceOutcome::PoolEmpty { retry_after_ms } => {
                 m.placements_cooldown.inc();
                 Err(ApiError::Cooldown { retry_after_ms })
             }
-            Ok(PlaceOutcome::IpLimited { retry_after_ms }) => {
+            PlaceOutcome::IpLimited { retry_after_ms } => {
                 m.placements_ip_limited.inc();
                 Err(ApiError::RateLimited {
                     message: format!(
@@ -194,17 +262,13 @@ impl Canvas {
                     retry_after_ms,
                 })
             }
-            Ok(PlaceOutcome::Banned) => {
+            PlaceOutcome::Banned => {
                 m.placements_moderated.inc();
                 Err(ApiError::Banned)
             }
-            Ok(PlaceOutcome::Protected) => {
+            PlaceOutcome::Protected => {
                 m.placements_moderated.inc();
                 Err(ApiError::Protected)
-            }
-            Err(e) => {
-                m.placements_failed.inc();
-                Err(e.into())
             }
         }
     }

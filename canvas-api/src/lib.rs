@@ -7,6 +7,7 @@ pub mod admin;
 pub mod announce;
 pub mod archive;
 pub mod auth;
+pub mod batch_routes;
 pub mod canvas;
 pub mod chunks;
 pub mod config;

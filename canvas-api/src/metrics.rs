@@ -6,6 +6,8 @@ pub(crate) use plumbing::metrics::{Counter, Gauge, Latency, write_counter, write
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub placements_stored: Counter,
+    /// Store steps that placements went through (one per batch).
+    pub place_batches: Counter,
     pub placements_cooldown: Counter,
     pub placements_invalid: Counter,
     pub placements_failed: Counter,
@@ -34,6 +36,13 @@ impl Metrics {
             "Pixel writes stored.",
             "counter",
             self.placements_stored.get(),
+        );
+        write_counter(
+            out,
+            "canvas_place_batches_total",
+            "Store steps (script calls, lock acquisitions) placements went through: one per batch.",
+            "counter",
+            self.place_batches.get(),
         );
         write_counter(
             out,
@@ -94,7 +103,7 @@ impl Metrics {
         write_latency(
             out,
             "canvas_store_write_seconds",
-            "Time to store one write.",
+            "Time of one store step for placements (a batch: one script call or lock).",
             &self.store_latency,
         );
     }

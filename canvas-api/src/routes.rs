@@ -53,6 +53,7 @@ pub fn api_routes() -> Router<AppState> {
         .route("/api/canvas", get(canvas_legacy))
         .route("/api/pixel/{x}/{y}", get(pixel_info))
         .route("/api/updates", get(updates))
+        .merge(crate::batch_routes::batch_routes())
         .merge(crate::admin::admin_routes())
         .merge(crate::history::history_routes())
         .merge(crate::chunks::chunk_routes())
@@ -67,7 +68,10 @@ async fn config(
 }
 
 /// A body, or the typed reason it could not be read.
-fn read_body(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) fn read_body(
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     body.map_err(|e| match e {
         BytesRejection::FailedToBufferBody(_) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::PayloadTooLarge(limit)

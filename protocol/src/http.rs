@@ -91,6 +91,40 @@ pub struct PlacePixelResponse {
     pub color: Color,
 }
 
+/// The most placements one `POST /api/pixels` carries: Redis serves
+/// nothing else while the batch's script runs, so a batch stays a few
+/// milliseconds of work.
+pub const MAX_BATCH_PLACEMENTS: usize = 256;
+
+/// One item of `POST /api/pixels`, the internal route a gateway sends the
+/// placements of its WebSockets to, many per request. Like
+/// [`PlacePixelRequest`], plus the gateway's proof for this one item (what
+/// [`HEADER_GATEWAY_PROOF`] carries for a single placement): an item
+/// without a valid proof is an ordinary HTTP placement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchPlacement {
+    pub x: i64,
+    pub y: i64,
+    pub color: String,
+    #[serde(default)]
+    pub username: String,
+    /// Believed only with a valid `proof` that signs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<String>,
+}
+
+/// The answer to one item of `POST /api/pixels`, in the order of the
+/// request: `{"placed":{..}}` (stored, and so announced) or
+/// `{"failed":{"code",..}}` (nothing stored for it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchResult {
+    Placed(PlacePixelResponse),
+    Failed(ErrorDetail),
+}
+
 /// `GET /api/pixel/{x}/{y}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PixelInfo {

@@ -1,19 +1,18 @@
-//! [`CanvasBackend`]: where the gateway stores placements and reads the
-//! replay log: the board in this process, or a separate canvas-api over a
-//! pooled keep-alive HTTP client (the Kubernetes shape).
+//! [`CanvasBackend`]: where the gateway stores placements (a batch per
+//! call, see `placement_batch.rs`) and reads the replay log: the board in
+//! this process, or a separate canvas-api over a pooled keep-alive HTTP
+//! client (the Kubernetes shape).
 
 use std::net::IpAddr;
 use std::time::Duration;
 
+use canvas_api::canvas::Placement;
 use canvas_api::gateway_proof::PlacementClaim;
 use canvas_api::store::ReplayPage;
 use canvas_api::{ApiError, Auth, Canvas};
 use protocol::PixelUpdated;
 use protocol::ServerMessage;
-use protocol::http::{
-    CanvasConfig, ErrorBody, HEADER_GATEWAY_PROOF, PlacePixelRequest, PlacePixelResponse,
-    UpdatesPage,
-};
+use protocol::http::{BatchPlacement, BatchResult, CanvasConfig, ErrorBody, UpdatesPage};
 use serde::de::DeserializeOwned;
 
 /// How long a call to canvas-api may take before the placement is reported
@@ -25,6 +24,17 @@ const REMOTE_TIMEOUT: Duration = Duration::from_secs(3);
 /// idle connections after that), so a request never races the close.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// One placement a connection asked for, as the gateway hands it to the
+/// store: the client's IP goes along for the per-IP pool.
+#[derive(Debug, Clone)]
+pub struct PixelPlacement {
+    pub x: i64,
+    pub y: i64,
+    pub color: String,
+    pub username: String,
+    pub ip: Option<IpAddr>,
+}
+
 #[derive(Clone)]
 pub enum CanvasBackend {
     InProcess(Canvas),
@@ -32,18 +42,28 @@ pub enum CanvasBackend {
 }
 
 impl CanvasBackend {
-    /// Validates and stores one pixel; `Ok` means stored, and so announced.
-    pub async fn place(
+    /// Validates and stores each pixel on its own, in one store step (one
+    /// request to canvas-api, one script call or lock): one answer per
+    /// placement, in order; `Ok` means stored, and so announced.
+    pub async fn place_many(
         &self,
-        x: i64,
-        y: i64,
-        color: &str,
-        username: &str,
-        ip: Option<IpAddr>,
-    ) -> Result<PixelUpdated, ApiError> {
+        placements: &[PixelPlacement],
+    ) -> Vec<Result<PixelUpdated, ApiError>> {
         match self {
-            CanvasBackend::InProcess(canvas) => canvas.place(x, y, color, username, ip).await,
-            CanvasBackend::Remote(remote) => remote.place(x, y, color, username, ip).await,
+            CanvasBackend::InProcess(canvas) => {
+                let borrowed: Vec<Placement<'_>> = placements
+                    .iter()
+                    .map(|p| Placement {
+                        x: p.x,
+                        y: p.y,
+                        color: &p.color,
+                        username: &p.username,
+                        ip: p.ip,
+                    })
+                    .collect();
+                canvas.place_many(&borrowed).await
+            }
+            CanvasBackend::Remote(remote) => remote.place_many(placements).await,
         }
     }
 
@@ -95,48 +115,72 @@ impl RemoteCanvas {
         &self.http
     }
 
-    async fn place(
+    /// One `POST /api/pixels` for the batch, each item with its own proof;
+    /// a request that fails as a whole answers every item with its error.
+    async fn place_many(
         &self,
-        x: i64,
-        y: i64,
-        color: &str,
-        username: &str,
-        ip: Option<IpAddr>,
-    ) -> Result<PixelUpdated, ApiError> {
-        let body = PlacePixelRequest {
-            x,
-            y,
-            color: color.to_owned(),
-            username: username.to_owned(),
-            ip: ip.map(|ip| ip.to_string()),
+        placements: &[PixelPlacement],
+    ) -> Vec<Result<PixelUpdated, ApiError>> {
+        let key = self.auth.gateway_key();
+        let now = plumbing::clock::now_ms();
+        let body: Vec<BatchPlacement> = placements
+            .iter()
+            .map(|p| BatchPlacement {
+                x: p.x,
+                y: p.y,
+                color: p.color.clone(),
+                username: p.username.clone(),
+                ip: p.ip.map(|ip| ip.to_string()),
+                proof: Some(key.mint(
+                    &PlacementClaim {
+                        username: &p.username,
+                        ip: p.ip,
+                        x: p.x,
+                        y: p.y,
+                        color: &p.color,
+                    },
+                    now,
+                )),
+            })
+            .collect();
+        let results = match self.post_batch(&body).await {
+            Ok(results) if results.len() == placements.len() => results,
+            Ok(results) => {
+                let e = ApiError::Internal(format!(
+                    "canvas-api answered {} results for {} placements",
+                    results.len(),
+                    placements.len()
+                ));
+                return placements.iter().map(|_| Err(e.clone())).collect();
+            }
+            Err(e) => return placements.iter().map(|_| Err(e.clone())).collect(),
         };
-        let proof = self.auth.gateway_key().mint(
-            &PlacementClaim {
-                username,
-                ip,
-                x,
-                y,
-                color,
-            },
-            plumbing::clock::now_ms(),
-        );
+        placements
+            .iter()
+            .zip(results)
+            .map(|(p, result)| match result {
+                BatchResult::Placed(placed) => Ok(PixelUpdated {
+                    x: placed.x,
+                    y: placed.y,
+                    color: placed.color,
+                    username: p.username.clone(),
+                    timestamp: placed.timestamp,
+                    seq: placed.seq,
+                }),
+                BatchResult::Failed(detail) => Err(ApiError::Remote(detail)),
+            })
+            .collect()
+    }
+
+    async fn post_batch(&self, body: &[BatchPlacement]) -> Result<Vec<BatchResult>, ApiError> {
         let response = self
             .http
-            .put(format!("{}/api/pixel", self.base))
-            .header(HEADER_GATEWAY_PROOF, proof)
-            .json(&body)
+            .post(format!("{}/api/pixels", self.base))
+            .json(body)
             .send()
             .await
             .map_err(unreachable)?;
-        let placed: PlacePixelResponse = read_json(response).await?;
-        Ok(PixelUpdated {
-            x: placed.x,
-            y: placed.y,
-            color: placed.color,
-            username: username.to_owned(),
-            timestamp: placed.timestamp,
-            seq: placed.seq,
-        })
+        read_json(response).await
     }
 
     async fn updates_since(&self, since: u64, limit: usize) -> Result<ReplayPage, ApiError> {

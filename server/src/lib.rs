@@ -24,6 +24,7 @@ pub mod mailbox;
 pub mod metrics;
 pub mod mode;
 pub mod placement;
+pub mod placement_batch;
 pub mod presence;
 pub mod proxy;
 pub mod registration;
@@ -59,6 +60,7 @@ use crate::ip_limits::IpLimits;
 use crate::mailbox::Mailboxes;
 use crate::metrics::GatewayMetrics;
 use crate::mode::{BoardSite, Transport};
+use crate::placement_batch::PlacementBatcher;
 use crate::presence::{LocalUsers, PresenceTask};
 use crate::subscriber::Subscriber;
 
@@ -80,6 +82,8 @@ pub struct GatewayInner {
     /// The board's rules, sent in every `connected`.
     pub canvas_config: CanvasConfig,
     pub backend: CanvasBackend,
+    /// Where connections hand their placements: batched to `backend`.
+    pub batcher: PlacementBatcher,
     /// Set only for a gateway of a remote canvas-api without Redis: no
     /// announcement reaches it, so it hands its own placements to its
     /// fan-out (anything else arrives through the replay log).
@@ -216,6 +220,14 @@ impl Gateway {
             }),
         };
 
+        let batcher = PlacementBatcher::start(
+            backend.clone(),
+            config.max_placements_in_flight as usize,
+            metrics.clone(),
+            &background,
+            background_stop.clone(),
+        );
+
         let fanout = Fanout {
             rx: ingest_rx,
             hub: hub.clone(),
@@ -266,6 +278,7 @@ impl Gateway {
             pod_id,
             canvas_config,
             backend,
+            batcher,
             echo_placements,
             hub,
             users,

@@ -19,6 +19,8 @@ pub struct GatewayMetrics {
     pub placements_acked: Counter,
     pub placements_rejected: Counter,
     pub placements_shed: Counter,
+    /// Batches of placements sent to the store (`placement_batch.rs`).
+    pub placement_batches: Counter,
     pub placement_latency: Latency,
     pub duplicates_dropped: Counter,
     pub batched_events: Counter,
@@ -124,6 +126,13 @@ impl GatewayMetrics {
             "Placements refused at once because MAX_PLACEMENTS_IN_FLIGHT were in flight.",
             "counter",
             self.placements_shed.get(),
+        );
+        write_counter(
+            out,
+            "gateway_placement_batches_total",
+            "Batches of placements sent to the store (one request to canvas-api each).",
+            "counter",
+            self.placement_batches.get(),
         );
         write_latency(
             out,

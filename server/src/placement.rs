@@ -1,6 +1,8 @@
 //! A connection's placements: each one stored (and so announced), then
 //! answered; at most [`MAX_IN_FLIGHT`] at once per connection and
-//! `MAX_PLACEMENTS_IN_FLIGHT` per gateway.
+//! `MAX_PLACEMENTS_IN_FLIGHT` per gateway. They reach the store through
+//! the gateway's [`crate::placement_batch::PlacementBatcher`], batched with
+//! the other connections' placements.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -14,6 +16,7 @@ use protocol::{ErrorCode, ServerMessage};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::Gateway;
+use crate::backend::PixelPlacement;
 use crate::replies::encode;
 
 /// Placements of one connection in flight at once; past it the gateway stops
@@ -117,7 +120,15 @@ async fn place(
     _slot: OwnedSemaphorePermit,
 ) -> Message {
     let placing = std::time::Instant::now();
-    match gw.backend.place(x, y, &color, &username, Some(ip)).await {
+    let placement = PixelPlacement {
+        x,
+        y,
+        color,
+        username,
+        ip: Some(ip),
+    };
+    let username = placement.username.clone();
+    match gw.batcher.place(placement).await {
         Ok(event) => {
             let seq = event.seq;
             if let Some(ingest) = &gw.echo_placements {

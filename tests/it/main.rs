@@ -6,6 +6,7 @@ mod harness;
 mod abuse;
 mod api;
 mod auth;
+mod batched_placements;
 mod chunks;
 mod cli;
 mod cluster;

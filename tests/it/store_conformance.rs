@@ -163,6 +163,21 @@ async fn cases(store: &CanvasStore) -> Vec<String> {
         )),
         Updates::Gone { latest_seq } => log.push(format!("replay log gone at {latest_seq}")),
     }
+
+    // A batch: each write decided on its own, in order, seeing the writes
+    // before it (the user's second pixel meets the first one's cooldown).
+    let batcher = |x| Write {
+        cooldown_ms: 60_000,
+        ..write(x, 60, "batcher")
+    };
+    let outcomes = store
+        .place_many(&[batcher(60), batcher(61), write(62, 60, "after")])
+        .await
+        .expect("the store answers");
+    log.push(format!(
+        "batch: {}",
+        outcomes.iter().map(kind).collect::<Vec<_>>().join(", ")
+    ));
     log
 }
 
@@ -212,6 +227,7 @@ async fn the_embedded_store_and_redis_keep_the_same_rules() {
         "history by h3: stored seq 12",
         "history of (50, 50): [(\"h3\", 12), (\"h2\", 11), (\"h1\", 10)]",
         "replay log: seqs [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], latest 12",
+        "batch: stored seq 13, cooldown, stored seq 14",
     ];
     assert_eq!(embedded_log, expected);
 }

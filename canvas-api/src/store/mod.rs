@@ -207,7 +207,7 @@ pub enum Updates {
     },
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The store cannot be reached or did not answer; nothing was changed by
     /// this call that the caller could rely on.
@@ -263,9 +263,20 @@ impl CanvasStore {
     }
 
     pub async fn place(&self, write: &Write) -> Result<PlaceOutcome, StoreError> {
+        let mut outcomes = self.place_many(std::slice::from_ref(write)).await?;
+        outcomes
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("a write got no outcome".into()))
+    }
+
+    /// Stores each write on its own, in order, in one atomic step (one
+    /// script call, one lock): one outcome per write, and a refused write
+    /// changes nothing for the others. An error means the step failed as a
+    /// whole.
+    pub async fn place_many(&self, writes: &[Write]) -> Result<Vec<PlaceOutcome>, StoreError> {
         match self {
-            CanvasStore::Redis(s) => s.place(write).await,
-            CanvasStore::Embedded(s) => s.place(write),
+            CanvasStore::Redis(s) => s.place_many(writes).await,
+            CanvasStore::Embedded(s) => s.place_many(writes),
         }
     }
 

@@ -109,56 +109,75 @@ impl RedisStore {
         self.conn.clone()
     }
 
-    pub async fn place(&self, write: &Write) -> Result<PlaceOutcome, StoreError> {
-        let index = self.geometry.index(write.x, write.y);
-        let [r, g, b] = write.color.rgb();
-        let stored = [255 - r, 255 - g, 255 - b];
-        let color = write.color.to_string();
-        let mut conn = self.conn.clone();
-        let (pool_size, pool_refill) = write.pool.map_or((0, 0), |p| (p.size, p.refill_ms));
-        let (ip, ip_size, ip_refill) = match write.ip_pool {
-            Some((ip, p)) => (ip_key(ip), p.size, p.refill_ms),
-            None => (String::new(), 0, 0),
-        };
-        let reply: Vec<i64> = self
-            .place
-            .key(keys::BOARD)
+    /// Stores each write on its own, in order, in one script call (see
+    /// [`place.lua`](place.lua)): one outcome per write.
+    pub async fn place_many(&self, writes: &[Write]) -> Result<Vec<PlaceOutcome>, StoreError> {
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut call = self.place.prepare_invoke();
+        call.key(keys::BOARD)
             .key(keys::SEQ)
             .key(keys::PIXEL_META)
             .key(keys::LOG)
-            .key(format!("{}{}", keys::COOLDOWN_PREFIX, write.username))
-            .key(format!("{}{}", keys::BAN_PREFIX, write.username))
             .key(keys::PROTECTIONS)
-            .key(format!("{}{index}", keys::HISTORY_PREFIX))
-            .key(format!("{}{}", keys::USER_PIXELS_PREFIX, write.username))
-            .key(format!("{}{}", keys::POOL_PREFIX, write.username))
-            .key(format!("{}{ip}", keys::IP_POOL_PREFIX))
-            .arg(index * 3)
-            .arg(&stored[..])
-            .arg(write.x)
-            .arg(write.y)
-            .arg(&color)
-            .arg(&write.username)
-            .arg(write.cooldown_ms)
             .arg(self.log_len)
-            .arg(index)
             .arg(self.history_len)
             .arg(USER_PIXELS_LEN)
-            .arg(pool_size)
-            .arg(pool_refill)
-            .arg(ip_size)
-            .arg(ip_refill)
-            .arg(PIXEL_UPDATES_CHANNEL)
-            .arg(pixel_updated_prefix(
-                write.x,
-                write.y,
-                write.color,
-                &write.username,
-            ))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        match reply.as_slice() {
+            .arg(PIXEL_UPDATES_CHANNEL);
+        for write in writes {
+            let index = self.geometry.index(write.x, write.y);
+            let [r, g, b] = write.color.rgb();
+            let stored = [255 - r, 255 - g, 255 - b];
+            let (pool_size, pool_refill) = write.pool.map_or((0, 0), |p| (p.size, p.refill_ms));
+            let (ip, ip_size, ip_refill) = match write.ip_pool {
+                Some((ip, p)) => (ip_key(ip), p.size, p.refill_ms),
+                None => (String::new(), 0, 0),
+            };
+            call.key(format!("{}{}", keys::COOLDOWN_PREFIX, write.username))
+                .key(format!("{}{}", keys::BAN_PREFIX, write.username))
+                .key(format!("{}{index}", keys::HISTORY_PREFIX))
+                .key(format!("{}{}", keys::USER_PIXELS_PREFIX, write.username))
+                .key(format!("{}{}", keys::POOL_PREFIX, write.username))
+                .key(format!("{}{ip}", keys::IP_POOL_PREFIX))
+                .arg(index * 3)
+                .arg(&stored[..])
+                .arg(write.x)
+                .arg(write.y)
+                .arg(write.color.to_string())
+                .arg(&write.username)
+                .arg(write.cooldown_ms)
+                .arg(index)
+                .arg(pool_size)
+                .arg(pool_refill)
+                .arg(ip_size)
+                .arg(ip_refill)
+                .arg(pixel_updated_prefix(
+                    write.x,
+                    write.y,
+                    write.color,
+                    &write.username,
+                ));
+        }
+        let mut conn = self.conn.clone();
+        let replies: Vec<Vec<i64>> = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+        if replies.len() != writes.len() {
+            return Err(StoreError::Corrupt(format!(
+                "place script answered {} replies for {} writes",
+                replies.len(),
+                writes.len()
+            )));
+        }
+        writes
+            .iter()
+            .zip(replies)
+            .map(|(write, reply)| self.outcome(write, &reply))
+            .collect()
+    }
+
+    /// One write's outcome from its reply in `place.lua`.
+    fn outcome(&self, write: &Write, reply: &[i64]) -> Result<PlaceOutcome, StoreError> {
+        match reply {
             [1, seq, ts, announced] => {
                 if *announced == 0 {
                     self.announce_failures.inc();

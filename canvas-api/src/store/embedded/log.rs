@@ -215,6 +215,26 @@ impl LogWriter {
         self.file.write_all(&self.buf)
     }
 
+    /// Appends several records with one `write` call: a batch costs the
+    /// log one system call, like a single write.
+    pub fn append_all(&mut self, events: &[PixelUpdated]) -> io::Result<()> {
+        let mut all = Vec::with_capacity(events.len() * 64);
+        for event in events {
+            encode(event, &mut self.buf);
+            all.extend_from_slice(&self.buf);
+        }
+        self.file.write_all(&all)
+    }
+
+    /// A writer whose every append fails, as on a broken disk (tests).
+    #[cfg(test)]
+    pub fn failing(path: &Path) -> io::Result<Self> {
+        Ok(LogWriter {
+            file: File::open(path)?,
+            buf: Vec::new(),
+        })
+    }
+
     /// A second handle, to fsync without holding the store's lock.
     pub fn sync_handle(&self) -> io::Result<File> {
         self.file.try_clone()

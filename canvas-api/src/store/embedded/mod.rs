@@ -431,6 +431,39 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_the_log_refuses_fails_whole_and_takes_back_its_cooldowns_and_pools() {
+        let d = dir("batch-refused");
+        let store = EmbeddedStore::open(&d, G, 100).unwrap();
+        stored(store.place(&write(0, "ann", 0)).unwrap());
+        let pooled = Write {
+            pool: Some(crate::store::Gcra {
+                size: 1,
+                refill_ms: 60_000,
+            }),
+            ..write(2, "bob", 0)
+        };
+        let batch = [write(1, "cat", 60_000), pooled, write(3, "cat", 60_000)];
+        store.state().log = LogWriter::failing(&d.join(LOG_FILE)).unwrap();
+        assert!(matches!(
+            store.place_many(&batch),
+            Err(StoreError::Unavailable(_))
+        ));
+        assert_eq!(store.latest_seq(), 1, "nothing of the batch was stored");
+        // With a log that writes again, the batch meets no cooldown or
+        // pool of its own failed attempt: only its own second `cat`.
+        {
+            let mut state = store.state();
+            state.log = LogWriter::create(&d.join("replacement.log"), 1).unwrap();
+            state.broken = None;
+        }
+        let outcomes = store.place_many(&batch).unwrap();
+        assert_eq!(stored(outcomes[0].clone()).seq, 2);
+        assert_eq!(stored(outcomes[1].clone()).seq, 3);
+        assert!(matches!(outcomes[2], PlaceOutcome::Cooldown { .. }));
+        assert_eq!(store.latest_seq(), 3);
+    }
+
+    #[test]
     fn bans_protections_and_pools_refuse_atomically_and_survive_reopening() {
         let d = dir("moderation");
         let store = EmbeddedStore::open(&d, G, 100).unwrap();
