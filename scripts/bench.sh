@@ -12,7 +12,8 @@
 # In LOADTEST-ARGS, @GW_PID@ stands for the first gateway's pid.
 # With BENCH_STATS_DIR set, the run also leaves there what the paper model
 # counts: Redis's per-command calls and pub/sub totals over the run
-# (redis2), and every service's /metrics at the end.
+# (redis2), every service's /metrics at the end, and the CPU seconds and
+# RSS of every process it started.
 # Services run with COOLDOWN_MS=0 PALETTE=any and no per-IP limits;
 # FANOUT_WINDOW_MS and other
 # variables in the environment pass through to them.
@@ -100,6 +101,14 @@ fi
 status=0
 target/release/loadtest --url "$url_list" "${args[@]}" || status=$?
 if [[ -n $stats ]]; then
+  # CPU (user + system, in 1/100 s) and RSS (KiB) of every process this
+  # script started, with its name.
+  page_kib=$(($(getconf PAGESIZE) / 1024))
+  for pid in "${pids[@]}"; do
+    [[ -r /proc/$pid/stat ]] || continue
+    read -r -a f </proc/$pid/stat
+    echo "$pid ${f[1]} cpu_ticks=$((f[13] + f[14])) rss_kib=$((f[23] * page_kib))"
+  done >"$stats/processes.txt"
   if [[ -n ${rport:-} ]]; then
     redis-cli -p "$rport" INFO commandstats >"$stats/redis-commandstats.txt"
     redis-cli -p "$rport" INFO stats >"$stats/redis-stats.txt"
