@@ -10,6 +10,9 @@
 #   cluster3  scripts/cluster.sh: Redis, 2 canvas-api, 3 gateways behind
 #           nginx; clients use nginx's one URL
 # In LOADTEST-ARGS, @GW_PID@ stands for the first gateway's pid.
+# With BENCH_STATS_DIR set, the run also leaves there what the paper model
+# counts: Redis's per-command calls and pub/sub totals over the run
+# (redis2), and every service's /metrics at the end.
 # Services run with COOLDOWN_MS=0 PALETTE=any and no per-IP limits;
 # FANOUT_WINDOW_MS and other
 # variables in the environment pass through to them.
@@ -89,6 +92,24 @@ esac
 args=()
 for a in "$@"; do args+=("${a//@GW_PID@/$gw_pid}"); done
 url_list=$(IFS=,; echo "${urls[*]}")
+stats=${BENCH_STATS_DIR:-}
+if [[ -n $stats ]]; then
+  mkdir -p "$stats"
+  [[ -n ${rport:-} ]] && redis-cli -p "$rport" CONFIG RESETSTAT >/dev/null
+fi
 status=0
 target/release/loadtest --url "$url_list" "${args[@]}" || status=$?
+if [[ -n $stats ]]; then
+  if [[ -n ${rport:-} ]]; then
+    redis-cli -p "$rport" INFO commandstats >"$stats/redis-commandstats.txt"
+    redis-cli -p "$rport" INFO stats >"$stats/redis-stats.txt"
+    curl -fs "http://127.0.0.1:$aport/metrics" >"$stats/canvas-api.metrics" || true
+  fi
+  i=0
+  for url in "${urls[@]}"; do
+    i=$((i + 1))
+    base=${url#ws://}
+    curl -fs "http://${base%/ws}/metrics" >"$stats/gateway-$i.metrics" || true
+  done
+fi
 exit $status

@@ -6,8 +6,15 @@ use serde::{Deserialize, Serialize};
 use crate::{Color, ErrorCode};
 
 /// The largest text frame the gateway answers; larger ones get a
-/// `frame_too_large` error.
+/// `frame_too_large` error. `subscribe` may be larger (a list of chunks).
 pub const MAX_CLIENT_FRAME_BYTES: usize = 4 * 1024;
+
+/// The largest `subscribe` frame: room for [`MAX_SUBSCRIBED_CHUNKS`] pairs.
+pub const MAX_SUBSCRIBE_FRAME_BYTES: usize = 16 * 1024;
+
+/// The most chunks one connection follows (a 4K screen at one screen pixel
+/// per board pixel sees about 150 chunks of 256²).
+pub const MAX_SUBSCRIBED_CHUNKS: usize = 1024;
 
 /// A message from a client.
 ///
@@ -33,6 +40,14 @@ pub enum ClientMessage {
     SetUsername { username: String },
     /// Liveness check; answered with `pong`.
     Ping,
+    /// Follow only these chunks, `[cx, cy]` each (a chunk is the square of
+    /// `chunkSize` pixels of `/api/config`, `GET /api/chunk/{cx}/{cy}.bin`),
+    /// replacing what the connection followed; without `chunks`, the whole
+    /// board again. Answered with `subscribed` once in force.
+    Subscribe {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chunks: Option<Vec<[u32; 2]>>,
+    },
 }
 
 /// One stored pixel write, as broadcast to every client.
@@ -101,6 +116,14 @@ pub enum ServerMessage {
         timestamp: u64,
     },
     Pong,
+    /// The answer to `subscribe`: from now on this connection gets the
+    /// pixel events of these `chunks` (0: of the whole board) and no other;
+    /// `seq` is the highest this gateway had delivered. Load a chunk after
+    /// this, and apply the events after its `X-Canvas-Seq`.
+    Subscribed {
+        chunks: u32,
+        seq: u64,
+    },
     /// Several messages, in order. Sent only to connections that asked for
     /// batches ([`BATCH_QUERY_PARAM`]); every other connection gets each
     /// message on its own, as the prototype's clients expect.
@@ -187,6 +210,7 @@ impl ServerMessage {
             ServerMessage::Stats { .. } => "stats",
             ServerMessage::UserList { .. } => "user_list",
             ServerMessage::Pong => "pong",
+            ServerMessage::Subscribed { .. } => "subscribed",
             ServerMessage::Batch { .. } => "batch",
             ServerMessage::Resync { .. } => "resync",
             ServerMessage::Placed { .. } => "placed",

@@ -3,7 +3,7 @@
 //! reply, a rename or a placement. Pure: the connection carries it out.
 
 use axum::extract::ws::Message;
-use protocol::messages::MAX_CLIENT_FRAME_BYTES;
+use protocol::messages::{MAX_CLIENT_FRAME_BYTES, MAX_SUBSCRIBE_FRAME_BYTES};
 use protocol::username::is_valid_username;
 use protocol::{ClientMessage, ErrorCode, ServerMessage};
 
@@ -23,25 +23,34 @@ pub enum Action {
         color: String,
         id: Option<u64>,
     },
+    /// `subscribe`: these chunks only, or (`None`) the whole board; the
+    /// connection checks them against the board.
+    Subscribe(Option<Vec<[u32; 2]>>),
 }
 
 /// Reads one text frame.
 pub fn handle_text(text: &str, identity: Identity) -> Action {
-    if text.len() > MAX_CLIENT_FRAME_BYTES {
-        return Action::Reply(error(
+    let too_large = || {
+        Action::Reply(error(
             None,
             ErrorCode::FrameTooLarge,
             format!(
-                "frames are at most {MAX_CLIENT_FRAME_BYTES} bytes; this one is {}",
+                "frames are at most {MAX_CLIENT_FRAME_BYTES} bytes ({MAX_SUBSCRIBE_FRAME_BYTES} for subscribe); this one is {}",
                 text.len()
             ),
-        ));
+        ))
+    };
+    if text.len() > MAX_SUBSCRIBE_FRAME_BYTES {
+        return too_large();
     }
     let message = match decode(text) {
         Ok(m) => m,
+        Err(_) if text.len() > MAX_CLIENT_FRAME_BYTES => return too_large(),
         Err(e) => return Action::Reply(error(e.id, e.code, e.message)),
     };
     match message {
+        ClientMessage::Subscribe { chunks } => Action::Subscribe(chunks),
+        _ if text.len() > MAX_CLIENT_FRAME_BYTES => too_large(),
         ClientMessage::Ping => Action::Reply(encode(&ServerMessage::Pong)),
         ClientMessage::SetUsername { .. } if identity != Identity::Claimed => Action::Reply(error(
             None,
@@ -144,6 +153,36 @@ mod tests {
         assert!(matches!(
             handle_text(r#"{"type":"ping"}"#, Identity::Watcher),
             Action::Reply(_)
+        ));
+    }
+
+    #[test]
+    fn only_subscribe_may_exceed_the_frame_limit_up_to_its_own() {
+        let chunks: Vec<[u32; 2]> = (0..1024).map(|i| [i % 256, i / 256]).collect();
+        let subscribe = serde_json::json!({"type": "subscribe", "chunks": chunks}).to_string();
+        assert!(subscribe.len() > MAX_CLIENT_FRAME_BYTES);
+        assert!(
+            matches!(handle_text(&subscribe, Identity::Watcher), Action::Subscribe(Some(c)) if c.len() == 1024)
+        );
+        let padded = format!(
+            r#"{{"type":"ping","pad":"{}"}}"#,
+            "x".repeat(MAX_CLIENT_FRAME_BYTES)
+        );
+        assert_eq!(
+            error_code(handle_text(&padded, Identity::Claimed)),
+            ErrorCode::FrameTooLarge
+        );
+        let huge = format!(
+            r#"{{"type":"subscribe","chunks":[],"pad":"{}"}}"#,
+            "x".repeat(MAX_SUBSCRIBE_FRAME_BYTES)
+        );
+        assert_eq!(
+            error_code(handle_text(&huge, Identity::Claimed)),
+            ErrorCode::FrameTooLarge
+        );
+        assert!(matches!(
+            handle_text(r#"{"type":"subscribe"}"#, Identity::Claimed),
+            Action::Subscribe(None)
         ));
     }
 }

@@ -21,6 +21,7 @@ use crate::ip_limits::{IpSlot, Verdict};
 use crate::placement::Placements;
 use crate::registration::Registration;
 use crate::replies::{close_frame, encode, error, too_slow};
+use crate::viewport::Viewport;
 
 /// How a connection came by its username.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +87,7 @@ pub async fn serve(
         heard: tick,
         placements: Placements::default(),
         hub_frames: Vec::new(),
+        viewport: None,
     };
     if let Flow::Continue = conn.greet().await {
         conn.run().await;
@@ -107,6 +109,9 @@ struct Connection<'a> {
     placements: Placements,
     /// Reused for every wake-up: the hot path allocates nothing of its own.
     hub_frames: Vec<HubFrame>,
+    /// The chunks it follows after `subscribe`; `None`: the whole board.
+    /// Boxed, so an idle connection that never subscribes pays a pointer.
+    viewport: Option<Box<Viewport>>,
 }
 
 impl Connection<'_> {
@@ -236,17 +241,43 @@ impl Connection<'_> {
                 Err(_) => break,
             }
         }
-        let out = self
-            .hub_frames
-            .drain(..)
-            .flat_map(|f| f.into_messages(framing))
-            .map(Message::Text);
-        if lagged {
-            self.gw.metrics.slow_client_closes.inc();
-            let _ = write_all(&mut self.socket, out.chain([too_slow()]), self.gw).await;
-            return Flow::Stop;
+        match &self.viewport {
+            None => {
+                let out = self
+                    .hub_frames
+                    .drain(..)
+                    .flat_map(|f| f.into_messages(framing))
+                    .map(Message::Text);
+                send_hub_messages(&mut self.socket, self.gw, out, lagged).await
+            }
+            Some(viewport) => {
+                let mut kept = Vec::new();
+                for frame in self.hub_frames.drain(..) {
+                    frame.messages_within(framing, viewport, &mut kept);
+                }
+                let out = kept.into_iter().map(Message::Text);
+                send_hub_messages(&mut self.socket, self.gw, out, lagged).await
+            }
         }
-        flow(write_all(&mut self.socket, out, self.gw).await)
+    }
+
+    /// `subscribe`: the new set is in force before the answer leaves, so
+    /// every event the client hears of after `subscribed` passed it.
+    fn subscribe(&mut self, chunks: Option<Vec<[u32; 2]>>) -> Message {
+        let config = &self.gw.canvas_config;
+        let viewport = match chunks {
+            None => None,
+            Some(chunks) => match Viewport::new(&chunks, config.width, config.height) {
+                Ok(viewport) => Some(Box::new(viewport)),
+                Err((code, message)) => return error(None, code, message),
+            },
+        };
+        let chunks = viewport.as_ref().map_or(0, |v| v.len() as u32);
+        self.viewport = viewport;
+        encode(&ServerMessage::Subscribed {
+            chunks,
+            seq: self.gw.hub.delivered_seq(),
+        })
     }
 
     /// Events addressed to this connection's user.
@@ -327,6 +358,7 @@ impl Connection<'_> {
                     self.ip_slot.ip(),
                     id,
                 ),
+                Action::Subscribe(chunks) => Some(self.subscribe(chunks)),
             },
             Message::Binary(_) => Some(error(
                 None,
@@ -364,6 +396,22 @@ impl Connection<'_> {
         })
         .await;
     }
+}
+
+/// Writes hub messages, then the "too slow" close when the ring lapped
+/// the connection meanwhile.
+async fn send_hub_messages(
+    socket: &mut WebSocket,
+    gw: &Gateway,
+    out: impl Iterator<Item = Message>,
+    lagged: bool,
+) -> Flow {
+    if lagged {
+        gw.metrics.slow_client_closes.inc();
+        let _ = write_all(socket, out.chain([too_slow()]), gw).await;
+        return Flow::Stop;
+    }
+    flow(write_all(socket, out, gw).await)
 }
 
 fn flow(written: Result<(), ()>) -> Flow {

@@ -13,7 +13,7 @@ pub struct DecodeError {
 }
 
 /// The `type`s protocol v1 knows.
-const KNOWN_TYPES: [&str; 3] = ["pixel_update", "set_username", "ping"];
+const KNOWN_TYPES: [&str; 4] = ["pixel_update", "set_username", "ping", "subscribe"];
 
 pub fn decode(text: &str) -> Result<ClientMessage, DecodeError> {
     match serde_json::from_str::<ClientMessage>(text) {

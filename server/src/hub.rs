@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
 
+use crate::viewport::Viewport;
+
 /// Frames a connection may fall behind before it is closed as too slow.
 /// Frames are batched, so this is thousands of pixels.
 pub const RING_CAPACITY: usize = 4096;
@@ -45,6 +47,9 @@ pub enum HubFrame {
 pub struct EventRun {
     events: Box<[Utf8Bytes]>,
     batch: OnceLock<Utf8Bytes>,
+    /// Each event's pixel, read once by the first connection that follows
+    /// only some chunks.
+    positions: OnceLock<Box<[Option<Pixel>]>>,
 }
 
 impl EventRun {
@@ -52,6 +57,7 @@ impl EventRun {
         EventRun {
             events: events.into_iter().collect(),
             batch: OnceLock::new(),
+            positions: OnceLock::new(),
         }
     }
 
@@ -62,21 +68,51 @@ impl EventRun {
     /// The events as one `{"type":"batch","events":[…]}` message.
     pub fn batch(&self) -> Utf8Bytes {
         self.batch
-            .get_or_init(|| {
-                let len = self.events.iter().map(|e| e.len() + 1).sum::<usize>();
-                let mut json = String::with_capacity(len + 32);
-                json.push_str(r#"{"type":"batch","events":["#);
-                for (i, event) in self.events.iter().enumerate() {
-                    if i > 0 {
-                        json.push(',');
-                    }
-                    json.push_str(event.as_str());
-                }
-                json.push_str("]}");
-                Utf8Bytes::from(json)
-            })
+            .get_or_init(|| join_batch(self.events.iter()))
             .clone()
     }
+
+    fn positions(&self) -> &[Option<Pixel>] {
+        self.positions
+            .get_or_init(|| self.events.iter().map(|e| pixel_position(e)).collect())
+    }
+}
+
+/// A pixel's `(x, y)`.
+type Pixel = (u32, u32);
+
+/// Events as one `{"type":"batch","events":[…]}` message.
+fn join_batch<'a>(events: impl Iterator<Item = &'a Utf8Bytes> + Clone) -> Utf8Bytes {
+    let len = events.clone().map(|e| e.len() + 1).sum::<usize>();
+    let mut json = String::with_capacity(len + 32);
+    json.push_str(r#"{"type":"batch","events":["#);
+    for (i, event) in events.enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(event.as_str());
+    }
+    json.push_str("]}");
+    Utf8Bytes::from(json)
+}
+
+/// The pixel of a `pixel_updated` message, read from its first bytes:
+/// every producer writes `{"type":"pixel_updated","x":X,"y":Y,` first
+/// (serde's field order, which the store's `pixel_updated_prefix` matches
+/// byte for byte). `None` for every other message.
+pub fn pixel_position(json: &str) -> Option<(u32, u32)> {
+    let rest = json.strip_prefix(r#"{"type":"pixel_updated","x":"#)?;
+    let (x, rest) = leading_number(rest)?;
+    let (y, _) = leading_number(rest.strip_prefix(r#","y":"#)?)?;
+    Some((x, y))
+}
+
+fn leading_number(s: &str) -> Option<(u32, &str)> {
+    let end = s
+        .bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(s.len());
+    Some((s[..end].parse().ok()?, &s[end..]))
 }
 
 impl HubFrame {
@@ -95,6 +131,37 @@ impl HubFrame {
             (HubFrame::Message(bytes), _) => Messages::One(Some(bytes)),
             (HubFrame::Events(run), Framing::Batched) => Messages::One(Some(run.batch())),
             (HubFrame::Events(run), Framing::Single) => Messages::Each { run, next: 0 },
+        }
+    }
+}
+
+impl HubFrame {
+    /// What a connection following only `viewport` gets of this frame:
+    /// the pixel events inside it, framed as `framing` asks, and every
+    /// other message as it is. Built per connection (only these pay).
+    pub fn messages_within(self, framing: Framing, viewport: &Viewport, out: &mut Vec<Utf8Bytes>) {
+        let inside = |p: Option<(u32, u32)>| p.is_none_or(|(x, y)| viewport.contains(x, y));
+        match self {
+            HubFrame::Message(message) => {
+                if inside(pixel_position(&message)) {
+                    out.push(message);
+                }
+            }
+            HubFrame::Events(run) => {
+                let kept = || {
+                    run.events
+                        .iter()
+                        .zip(run.positions())
+                        .filter(|(_, p)| inside(**p))
+                        .map(|(e, _)| e)
+                };
+                match (framing, kept().count()) {
+                    (_, 0) => {}
+                    (Framing::Single, _) | (Framing::Batched, 1) => out.extend(kept().cloned()),
+                    (Framing::Batched, n) if n == run.events.len() => out.push(run.batch()),
+                    (Framing::Batched, _) => out.push(join_batch(kept())),
+                }
+            }
         }
     }
 }
@@ -209,6 +276,51 @@ mod tests {
         // Built once: a second connection gets the same bytes.
         let again: Vec<_> = frame.into_messages(Framing::Batched).collect();
         assert_eq!(out[0].as_str().as_ptr(), again[0].as_str().as_ptr());
+    }
+
+    const A: &str = r##"{"type":"pixel_updated","x":3,"y":300,"color":"#000000","username":"a","timestamp":1,"seq":1}"##;
+    const B: &str = r##"{"type":"pixel_updated","x":700,"y":4,"color":"#000000","username":"b","timestamp":1,"seq":2}"##;
+    const C: &str = r##"{"type":"pixel_updated","x":5,"y":260,"color":"#000000","username":"c","timestamp":1,"seq":3}"##;
+
+    #[test]
+    fn a_pixel_position_is_read_from_the_first_bytes_of_pixel_events_only() {
+        assert_eq!(pixel_position(A), Some((3, 300)));
+        assert_eq!(pixel_position(B), Some((700, 4)));
+        assert_eq!(pixel_position(r#"{"type":"stats","activeUsers":1}"#), None);
+        assert_eq!(
+            pixel_position(r#"{"type":"pixel_updated","x":-1,"y":2}"#),
+            None
+        );
+        assert_eq!(
+            pixel_position(r#"{"type":"pixel_updated","x":99999999999,"y":2}"#),
+            None
+        );
+    }
+
+    #[test]
+    fn a_viewport_keeps_its_chunks_pixels_and_every_other_message() {
+        let viewport = Viewport::new(&[[0, 1]], 1000, 1000).unwrap();
+        let mut out = Vec::new();
+        run(&[A, B, C]).messages_within(Framing::Single, &viewport, &mut out);
+        assert_eq!(out, [A, C]);
+        out.clear();
+        run(&[A, B, C]).messages_within(Framing::Batched, &viewport, &mut out);
+        assert_eq!(out, [format!(r#"{{"type":"batch","events":[{A},{C}]}}"#)]);
+        out.clear();
+        run(&[A, B]).messages_within(Framing::Batched, &viewport, &mut out);
+        assert_eq!(out, [A], "one event left goes as itself");
+        out.clear();
+        run(&[B, B]).messages_within(Framing::Batched, &viewport, &mut out);
+        assert!(out.is_empty());
+        for (message, kept) in [(B, false), (A, true), (r#"{"type":"stats"}"#, true)] {
+            let mut out = Vec::new();
+            HubFrame::Message(Utf8Bytes::from_static(message)).messages_within(
+                Framing::Single,
+                &viewport,
+                &mut out,
+            );
+            assert_eq!(out.len(), usize::from(kept), "{message}");
+        }
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub mod routes;
 pub mod seq_tracker;
 pub mod sse;
 pub mod subscriber;
+pub mod viewport;
 pub mod web;
 
 use std::future::Future;

@@ -2,9 +2,10 @@
 //! board kept by the embedded store as the chunks someone painted.
 
 use protocol::http::CanvasConfig;
+use protocol::{ErrorCode, ServerMessage};
 
 use crate::harness::http::{canvas_bin, client, expect_error, get_json, pixel_at, put_pixel};
-use crate::harness::{Process, Stack, temp_dir};
+use crate::harness::{Process, Stack, WsClient, temp_dir};
 
 const CHUNK: u32 = 256;
 
@@ -89,10 +90,7 @@ async fn a_65536_square_board_keeps_only_painted_chunks_and_is_read_by_chunks() 
             .unwrap(),
     )
     .await;
-    assert_eq!(
-        (status, body.error.code),
-        (422, protocol::ErrorCode::BoardTooLarge)
-    );
+    assert_eq!((status, body.error.code), (422, ErrorCode::BoardTooLarge));
     assert!(
         body.error.message.contains("/api/chunk/"),
         "{}",
@@ -186,4 +184,111 @@ async fn a_chunk_is_revalidated_by_etag_and_bad_or_outside_paths_are_refused() {
         let (got, body) = expect_error(r).await;
         assert_eq!(got, status, "{path}: {}", body.error.message);
     }
+}
+
+/// Every pixel event a client has heard, in order, up to and including
+/// the one at `(x, y)`.
+async fn heard_until(client: &mut WsClient, x: u32, y: u32) -> Vec<(u32, u32)> {
+    let mut heard = Vec::new();
+    loop {
+        let m = client
+            .next_within(std::time::Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("no pixel ({x}, {y}) within 10 s; heard {heard:?}"));
+        if let ServerMessage::PixelUpdated(e) = m {
+            heard.push((e.x, e.y));
+            if (e.x, e.y) == (x, y) {
+                return heard;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_subscribed_connection_hears_only_its_chunks_across_gateways() {
+    let stack = Stack::start(
+        2,
+        &[
+            ("COOLDOWN_MS", "0"),
+            ("CANVAS_WIDTH", "1000"),
+            ("CANVAS_HEIGHT", "1000"),
+        ],
+    )
+    .await;
+    let mut viewer = WsClient::connect(&stack.gateways[0].ws(), Some("viewer")).await;
+    let mut whole = WsClient::connect(&stack.gateways[0].ws(), Some("whole")).await;
+    let mut painter = WsClient::connect(&stack.gateways[1].ws(), Some("painter")).await;
+
+    viewer
+        .send_json(serde_json::json!({"type": "subscribe", "chunks": [[1, 0], [3, 3]]}))
+        .await;
+    let answer = viewer
+        .expect("subscribed", |m| {
+            matches!(m, ServerMessage::Subscribed { .. })
+        })
+        .await;
+    assert!(
+        matches!(answer, ServerMessage::Subscribed { chunks: 2, .. }),
+        "{answer:?}"
+    );
+
+    // Outside, inside, outside, inside: the viewer hears the insides only,
+    // in order; the whole-board client hears all four.
+    let pixels: [(u32, u32); 4] = [(10, 10), (300, 20), (999, 700), (999, 999)];
+    for (i, (x, y)) in pixels.into_iter().enumerate() {
+        painter.place(x.into(), y.into(), "#FF4500", i as u64).await;
+        assert!(matches!(
+            painter.reply_to(i as u64).await,
+            ServerMessage::Ack { .. }
+        ));
+    }
+    assert_eq!(
+        heard_until(&mut viewer, 999, 999).await,
+        [(300, 20), (999, 999)]
+    );
+    assert_eq!(heard_until(&mut whole, 999, 999).await, pixels);
+
+    // Chunks off the board, or too many, are refused and change nothing.
+    viewer
+        .send_json(serde_json::json!({"type": "subscribe", "chunks": [[4, 0]]}))
+        .await;
+    let refused = viewer
+        .expect("error", |m| matches!(m, ServerMessage::Error { .. }))
+        .await;
+    assert!(
+        matches!(&refused, ServerMessage::Error { code: ErrorCode::OutOfBounds, message, .. } if message.contains("4x4 chunks")),
+        "{refused:?}"
+    );
+    let many: Vec<[u32; 2]> = (0..1025).map(|i| [i % 4, (i / 4) % 4]).collect();
+    viewer
+        .send_json(serde_json::json!({"type": "subscribe", "chunks": many}))
+        .await;
+    let refused = viewer
+        .expect("error", |m| matches!(m, ServerMessage::Error { .. }))
+        .await;
+    assert!(
+        matches!(
+            refused,
+            ServerMessage::Error {
+                code: ErrorCode::BadRequest,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    painter.place(0, 0, "#FF4500", 10).await;
+    painter.place(256, 0, "#FF4500", 11).await;
+    assert_eq!(heard_until(&mut viewer, 256, 0).await, [(256, 0)]);
+
+    // Without chunks: the whole board again.
+    viewer
+        .send_json(serde_json::json!({"type": "subscribe"}))
+        .await;
+    viewer
+        .expect("subscribed", |m| {
+            matches!(m, ServerMessage::Subscribed { chunks: 0, .. })
+        })
+        .await;
+    painter.place(1, 1, "#FF4500", 12).await;
+    assert_eq!(heard_until(&mut viewer, 1, 1).await, [(1, 1)]);
 }
