@@ -41,7 +41,6 @@ async function measure(browser, board) {
   const server = await startSingleProcess({
     CANVAS_WIDTH: String(board.width),
     CANVAS_HEIGHT: String(board.height),
-    RUST_LOG: "warn",
   });
   try {
     const painted = [];

@@ -19,6 +19,8 @@ import { fetchChunk } from "./chunk_loader.js";
 const FOLLOW_EVERY_MS = 100;
 const RETRY_BASE_MS = 500;
 const RETRY_MAX_MS = 15000;
+/** The error codes a refused `subscribe` is answered with. */
+const REFUSED_SUBSCRIBE = new Set(["rate_limited", "bad_request", "out_of_bounds", "frame_too_large"]);
 
 export class ChunkedSync extends Sync {
   /**
@@ -51,6 +53,16 @@ export class ChunkedSync extends Sync {
         return;
       case "subscribed":
         this.subscribed(m);
+        return;
+      case "error":
+        // A subscribe refused (too fast from this IP, say) is never
+        // answered `subscribed`, so the answers would no longer match the
+        // requests: start over on a new socket, once the limit allows.
+        if (m.id == null && this.confirmed < this.requested && REFUSED_SUBSCRIBE.has(m.code)) {
+          this.generation++; // this socket's answers no longer count
+          setTimeout(() => this.restart(), Number(m.retryAfterMs) || RETRY_BASE_MS);
+        }
+        super.dispatch(m);
         return;
       default:
         super.dispatch(m);
