@@ -311,13 +311,15 @@ export class ChunkedBoard {
       this.screen.height = h;
     }
     const ctx = this.ctx;
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, w, h);
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
     ctx.imageSmoothingEnabled = false;
     const s = v.scale;
     const ox = Math.round(v.tx);
     const oy = Math.round(v.ty);
+    // A chunk's edges on whole device pixels, shared with its neighbours:
+    // at a fractional zoom, edges between pixels would be blended into
+    // faint seams.
+    const px = (boardX, origin) => Math.round((origin + boardX * s) * dpr);
     const a = this.range(0);
     let shown = 0;
     for (let cy = a.cy0; cy <= a.cy1; cy++) {
@@ -325,12 +327,14 @@ export class ChunkedBoard {
         // The last column and row of chunks reach past the board: draw only its part.
         const sw = Math.min(this.size, this.width - cx * this.size);
         const sh = Math.min(this.size, this.height - cy * this.size);
-        const x = ox + cx * this.size * s;
-        const y = oy + cy * this.size * s;
+        const x = px(cx * this.size, ox);
+        const y = px(cy * this.size, oy);
+        const dw = px(cx * this.size + sw, ox) - x;
+        const dh = px(cy * this.size + sh, oy) - y;
         const c = this.get(cx, cy);
         if (!c || !c.image) {
           ctx.fillStyle = UNLOADED;
-          ctx.fillRect(x, y, sw * s, sh * s);
+          ctx.fillRect(x, y, dw, dh);
           continue;
         }
         if (c.dirty) {
@@ -338,7 +342,7 @@ export class ChunkedBoard {
           c.ctx.putImageData(c.image, 0, 0, d.x0, d.y0, d.x1 - d.x0 + 1, d.y1 - d.y0 + 1);
           c.dirty = null;
         }
-        ctx.drawImage(c.canvas, 0, 0, sw, sh, x, y, sw * s, sh * s);
+        ctx.drawImage(c.canvas, 0, 0, sw, sh, x, y, dw, dh);
         shown++;
       }
     }
