@@ -264,6 +264,41 @@ describe("chunked mode on a 65,536² board", { timeout: 180_000 }, () => {
     assert.equal(page.wholeBoardRequests, 0);
   });
 
+  test("a new socket hears the whole board until its first subscribed, so its first chunks load at once", async () => {
+    const [qx, qy] = [HOME.x - 100, HOME.y + 50];
+    await put(server, qx, qy, "#FFD635");
+    const second = await openPage(browser, null);
+    // The page's socket goes to the real server; its `subscribed` answers
+    // are held back until released.
+    const held = [];
+    let released = false;
+    let toPage = null;
+    await second.routeWebSocket(/\/ws/, (ws) => {
+      const upstream = ws.connectToServer();
+      toPage = (m) => ws.send(m);
+      ws.onMessage((m) => upstream.send(m));
+      upstream.onMessage((m) => {
+        if (!released && typeof m === "string" && JSON.parse(m).type === "subscribed") held.push(m);
+        else ws.send(m);
+      });
+    });
+    try {
+      await second.goto(`${server.url}/#x=${qx}&y=${qy}&z=8`);
+      await waitShownPixel(second, qx, qy, "#FFD635");
+      // And live events reach it meanwhile, for every chunk.
+      await put(server, qx + 1, qy, "#FF4500", "other");
+      await waitShownPixel(second, qx + 1, qy, "#FF4500");
+      assert.ok(held.length >= 1, "the answer was held");
+      assert.equal(await second.evaluate(() => window.__canvas.ready()), false);
+      released = true;
+      for (const m of held.splice(0)) toPage(m);
+      await waitLive(second);
+      assert.deepEqual(second.problems, []);
+    } finally {
+      await second.context().close();
+    }
+  });
+
   test("zooming out stops at the least zoom chunked mode allows", async () => {
     assert.ok(page, "the page of the first test");
     await page.click("#zoom-fit");

@@ -5,7 +5,8 @@
 // The order that leaves no gap: subscribe to the held chunks
 // (`{"type":"subscribe","chunks":[[cx,cy],…]}`), wait for `subscribed` (from
 // then on the socket carries every event of those chunks), THEN fetch each
-// chunk new to the set; a chunk applies only the events after its
+// chunk new to the set (a new socket hears the whole board until its first
+// `subscribed`, so the first set is fetched at once); a chunk applies only the events after its
 // `X-Canvas-Seq`, and buffers them while its bytes are on their way. Seqs
 // are canvas-wide, so a subset of chunks sees gaps by design: there is no
 // gap repair here. A new socket or a `resync` (events may have been missed)
@@ -111,6 +112,10 @@ export class ChunkedSync extends Sync {
     const changed = this.chunks.retain();
     const held = this.chunks.held();
     if (!changed && !force && !held.some((c) => c.state === "new")) return;
+    // Until its first `subscribed`, a socket hears the whole board (since
+    // before `connected`): the chunks of its first subscribe miss nothing
+    // if read now, a round trip before the answer.
+    const hearsAll = this.requested === 0;
     const n = ++this.requested;
     for (const c of held) {
       if (c.state === "new") {
@@ -119,6 +124,7 @@ export class ChunkedSync extends Sync {
       }
     }
     this.send({ type: "subscribe", chunks: held.map((c) => [c.cx, c.cy]) });
+    if (hearsAll) for (const c of held) if (c.state === "subscribing") this.load(c);
   }
 
   /** The set of subscribe number `confirmed` is in force: load its chunks. */
