@@ -37,6 +37,7 @@ export class ChunkedSync extends Sync {
     this.retryDelay = RETRY_BASE_MS;
     this.boardEpoch = ""; // the epoch of the chunks loaded: another one means the board was reset
     this.chunksLoaded = 0; // chunk fetches that arrived (for tests)
+    this.heard = 0; // pixel events the socket carried, whatever their framing (for tests)
   }
 
   dispatch(m) {
@@ -71,6 +72,7 @@ export class ChunkedSync extends Sync {
   }
 
   onPixel(e) {
+    this.heard++;
     this.hooks.onLivePixel?.(e);
     if (typeof e.seq !== "number") return;
     this.chunks.apply(e.x, e.y, e.color, e.seq);

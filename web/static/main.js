@@ -390,6 +390,7 @@ window.__canvas = Object.freeze({
     subscribes: sync.requested,
     confirmed: sync.confirmed,
     fetched: sync.chunksLoaded,
+    heard: sync.heard,
     minScale: chunkedBoard.minScale(),
   } : null),
   template: () => (template.state ? { ...template.state, src: template.state.kind === "url" ? template.state.src : "(file)" } : null),
