@@ -89,6 +89,21 @@ const FILES: &[(&str, &str, &[u8])] = &[
         JS,
         include_bytes!("../../web/static/wire.js"),
     ),
+    (
+        "/static/chunked_board.js",
+        JS,
+        include_bytes!("../../web/static/chunked_board.js"),
+    ),
+    (
+        "/static/chunk_sync.js",
+        JS,
+        include_bytes!("../../web/static/chunk_sync.js"),
+    ),
+    (
+        "/static/chunk_loader.js",
+        JS,
+        include_bytes!("../../web/static/chunk_loader.js"),
+    ),
 ];
 
 /// The board page's policy: its own scripts and styles only, WebSockets to

@@ -2,6 +2,8 @@
 // exposes a small read-only hook for tests (`window.__canvas`).
 
 import { Board } from "./board.js";
+import { ChunkedBoard } from "./chunked_board.js";
+import { ChunkedSync } from "./chunk_sync.js";
 import { Session } from "./session.js";
 import { Sync } from "./sync.js";
 import { View, hashOfPlace, placeOfHash } from "./view.js";
@@ -20,6 +22,8 @@ const people = new People();
 const inspector = new Inspector();
 const help = new Help();
 const board = new Board($("board"));
+/** Chunked mode's board (a board too large to hold whole, or `?chunked=1`), else null. */
+let chunkedBoard = null;
 const past = new HistoryScrubber(board, toasts);
 const reticle = $("reticle");
 const coords = $("coords");
@@ -72,6 +76,10 @@ const view = new View($("viewport"), $("board"), reticle, $("grid"), {
     showCoords();
   },
   onMove() {
+    if (chunkedBoard) {
+      chunkedBoard.draw();
+      sync.viewMoved();
+    }
     showCoords();
     linkSoon();
     template.place(view);
@@ -80,7 +88,7 @@ const view = new View($("viewport"), $("board"), reticle, $("grid"), {
     minimap.place();
   },
   onTap(x, y, { inspect, clientX, clientY }) {
-    if (inspect || mode === "inspect") inspector.show(x, y, board.getPixel(x, y));
+    if (inspect || mode === "inspect") inspector.show(x, y, (chunkedBoard || board).getPixel(x, y));
     else if (!view.canPlace) {
       // Too far out to see the pixel: zoom in on it instead of placing blind.
       view.zoomToPlaceAt(clientX, clientY);
@@ -116,7 +124,13 @@ const configReady = fetch("/api/config", { cache: "no-store" })
   .then((r) => (r.ok ? r.json() : null))
   .catch(() => null);
 
-const sync = new Sync(board, {
+// Chunked mode is chosen by /api/config before the socket opens (the
+// connect awaits the config anyway).
+const config = await configReady;
+if (config && config.chunkSize > 0 && (config.wholeBoard === false || new URLSearchParams(location.search).get("chunked") === "1")) {
+  chunkedBoard = new ChunkedBoard($("chunks"), config.chunkSize);
+}
+const sync = new (chunkedBoard ? ChunkedSync : Sync)(chunkedBoard || board, {
   username: () => names.remembered,
   token: () => token,
   async beforeConnect() {
@@ -257,11 +271,28 @@ $("copy-link").addEventListener("click", async () => {
 board.onDraw = (x, y, width, height) => {
   template.boardChanged(x, y, width, height);
   minimap.boardChanged();
-  if (timing.boardShownMs < 0) {
-    timing.boardShownMs = performance.now();
-    loading.hidden = true;
-  }
+  boardShown();
 };
+/** The board's first pixels are on screen: measured (`canvas:first-paint`, for the benchmark). */
+function boardShown() {
+  if (timing.boardShownMs >= 0) return;
+  timing.boardShownMs = performance.now();
+  performance.mark("canvas:first-paint");
+  loading.hidden = true;
+}
+if (chunkedBoard) {
+  // The features that need the whole board (history, minimap, heatmap, the
+  // template's "only differences") are hidden: see style.css.
+  document.body.classList.add("chunked");
+  $("board").hidden = true;
+  $("chunks").hidden = false;
+  chunkedBoard.attach(config.width, config.height, view);
+  chunkedBoard.onDraw = boardShown;
+  view.minZoom = () => chunkedBoard.minScale();
+  view.setBoardSize(config.width, config.height);
+  if (linkedPlace) view.goTo(linkedPlace);
+  linkedPlace = null;
+}
 
 function place(x, y) {
   if (past.showingPast) {
@@ -317,6 +348,7 @@ window.addEventListener("keydown", (e) => {
   else if (e.key === "i" || e.key === "I") setMode(mode === "inspect" ? "place" : "inspect");
   else if (e.key === "p" || e.key === "P") setMode("place");
   else if (e.key === "t" || e.key === "T") templatePanel.show(templatePanel.panel.hidden);
+  else if (chunkedBoard && "mMhHlL".includes(e.key)) return; // whole-board features, off
   else if (e.key === "m" || e.key === "M") minimap.show(!minimap.open, true);
   else if (e.key === "h" || e.key === "H") showHeatmap(!heatmap.on);
   else if (e.key === "l" || e.key === "L") {
@@ -341,17 +373,26 @@ toolbarSpace();
 // Read-only state for tests and curious players; the canvas itself is the
 // real proof of what is drawn.
 window.__canvas = Object.freeze({
-  getPixel: (x, y) => board.getPixel(x, y),
+  getPixel: (x, y) => (chunkedBoard || board).getPixel(x, y),
   status: () => sync.status,
   ready: () => sync.ready,
   seq: () => sync.knownSeq,
   username: () => names.current,
-  size: () => ({ width: board.width, height: board.height }),
+  size: () => (chunkedBoard ? { width: chunkedBoard.width, height: chunkedBoard.height } : { width: board.width, height: board.height }),
   view: () => ({ scale: view.scale, tx: view.tx, ty: view.ty }),
-  draws: () => board.draws,
+  draws: () => (chunkedBoard || board).draws,
   past: () => past.at,
   timing: () => ({ ...timing }),
   sync: () => ({ loading: sync.loading, buffered: sync.buffer.length, pending: sync.pending.size }),
+  chunks: () => (chunkedBoard ? {
+    held: chunkedBoard.chunks.size,
+    loaded: [...chunkedBoard.chunks.values()].filter((c) => c.state === "loaded").map((c) => [c.cx, c.cy]),
+    subscribes: sync.requested,
+    confirmed: sync.confirmed,
+    fetched: sync.chunksLoaded,
+    heard: sync.heard,
+    minScale: chunkedBoard.minScale(),
+  } : null),
   template: () => (template.state ? { ...template.state, src: template.state.kind === "url" ? template.state.src : "(file)" } : null),
   heatmap: () => ({ on: heatmap.on, events: heatmap.events, draws: heatmap.draws, cells: heatmap.heat.length, cell: heatmap.cell }),
 });

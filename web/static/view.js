@@ -73,6 +73,8 @@ export class View {
     this.gesture = null; // {startX, startY, moved, pinched, type, button, shift}
     this.pinch = null; // {dist, midX, midY}
     this.frame = 0;
+    /** () -> the least zoom allowed, or null (chunked mode bounds the chunks in view). */
+    this.minZoom = null;
     this.listen();
   }
 
@@ -103,13 +105,13 @@ export class View {
   }
 
   minScale() {
-    return Math.min(1, this.fitScale() / 2);
+    return Math.max(this.minZoom ? this.minZoom() : 0, Math.min(1, this.fitScale() / 2));
   }
 
   fit() {
     if (!this.width) return;
     const a = this.area();
-    let s = this.fitScale();
+    let s = Math.max(this.fitScale(), this.minScale());
     // Whole pixels look best: snap to an integer zoom when one fits.
     if (s >= 1) s = Math.floor(s);
     this.scale = s;
