@@ -6,7 +6,8 @@
 #
 # TOPOLOGY:
 #   single  one `server` process, embedded store (the default product)
-#   redis2  redis-server + canvas-api + two gateways (the Kubernetes shape)
+#   redis2  redis-server + canvas-api + two gateways (the Kubernetes shape;
+#           GATEWAYS=N starts N, clients spread round-robin over them)
 #   cluster3  scripts/cluster.sh: Redis, 2 canvas-api, 3 gateways behind
 #           nginx; clients use nginx's one URL
 # In LOADTEST-ARGS, @GW_PID@ stands for the first gateway's pid.
@@ -68,7 +69,9 @@ case "$topology" in
     pids+=($!)
     wait_http "http://127.0.0.1:$aport"
     gw_pid=""
-    for i in 1 2; do
+    gateways=${GATEWAYS:-2}
+    [[ $gateways =~ ^[1-9][0-9]*$ && $gateways -le 64 ]] || { echo "GATEWAYS must be 1..64, got $gateways" >&2; exit 2; }
+    for i in $(seq 1 "$gateways"); do
       port=$(free_port)
       POD_ID="bench-$i" CANVAS_API_URL="http://127.0.0.1:$aport" LISTEN_ADDR="127.0.0.1:$port" \
         target/release/server 2>"$work/gw$i.log" &
