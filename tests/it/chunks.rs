@@ -5,6 +5,7 @@ use protocol::http::CanvasConfig;
 use protocol::{ErrorCode, ServerMessage};
 
 use crate::harness::http::{canvas_bin, client, expect_error, get_json, pixel_at, put_pixel};
+use crate::harness::process::rss_bytes;
 use crate::harness::{Process, Stack, WsClient, temp_dir};
 
 const CHUNK: u32 = 256;
@@ -30,17 +31,6 @@ async fn chunk(base: &str, cx: u32, cy: u32) -> (Vec<u8>, u64, String) {
 fn at(rgb: &[u8], x: u32, y: u32) -> [u8; 3] {
     let i = (((y % CHUNK) * CHUNK + x % CHUNK) * 3) as usize;
     [rgb[i], rgb[i + 1], rgb[i + 2]]
-}
-
-/// Resident memory of a process, from `/proc`.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kb * 1024
 }
 
 #[tokio::test]

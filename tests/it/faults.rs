@@ -16,6 +16,7 @@ use crate::harness::http::{self, canvas_bin, canvas_bin_with_epoch, metric, pixe
 use crate::harness::player::{
     Player, Traffic, join_players, report_recovery, verify, verify_views,
 };
+use crate::harness::process::rss_bytes;
 use crate::harness::{Process, RedisServer, Stack, WsClient, single_process, temp_dir};
 
 const NO_COOLDOWN: &[(&str, &str)] = &[("COOLDOWN_MS", "0"), ("GAP_GRACE_MS", "100")];
@@ -338,17 +339,6 @@ async fn drill_redis_frozen() {
         players.iter().any(|p| p.refused > 0),
         "placements waiting on a frozen Redis were answered `unavailable`"
     );
-}
-
-/// Resident memory of a process, in bytes.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let kb: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kb * 1024
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** Packs r, g, b into one opaque pixel of an ImageData's Uint32Array view. */
-function pack(r, g, b) {
+export function pack(r, g, b) {
   return LITTLE_ENDIAN
     ? (0xff000000 | (b << 16) | (g << 8) | r) >>> 0
     : ((r << 24) | (g << 16) | (b << 8) | 0xff) >>> 0;
@@ -20,6 +20,26 @@ function unpack(p) {
 }
 
 const HEX = /^#[0-9a-fA-F]{6}$/;
+
+/** "#RRGGBB" → packed pixel, remembered for the first 4096 colors seen
+ * (a board's palette, or the colors a page met): one parse per color. */
+export class PackedColors {
+  constructor() {
+    this.known = new Map();
+  }
+
+  /** The packed pixel of `color`, or undefined when it is not "#RRGGBB". */
+  get(color) {
+    let p = this.known.get(color);
+    if (p === undefined) {
+      if (typeof color !== "string" || !HEX.test(color)) return undefined;
+      const v = parseInt(color.slice(1), 16);
+      p = pack(v >> 16, (v >> 8) & 0xff, v & 0xff);
+      if (this.known.size < 4096) this.known.set(color, p);
+    }
+    return p;
+  }
+}
 
 export function toHex(r, g, b) {
   return "#" + ((1 << 24) | (r << 16) | (g << 8) | b).toString(16).slice(1).toUpperCase();
@@ -35,7 +55,7 @@ export class Board {
     this.image = null;
     this.pixels = null; // Uint32Array over image.data
     this.seqs = null; // Float64Array: seq of the last write per pixel
-    this.colors = new Map(); // "#RRGGBB" -> packed pixel
+    this.colors = new PackedColors();
     this.dirty = false;
     this.x0 = 0; this.y0 = 0; this.x1 = -1; this.y1 = -1;
     this.frameRequested = false;
@@ -99,23 +119,12 @@ export class Board {
     if (!this.image || !(x >= 0 && x < this.width && y >= 0 && y < this.height)) return false;
     const i = y * this.width + x;
     if (seq <= this.seqs[i]) return false;
-    const packed = this.packed(color);
+    const packed = this.colors.get(color);
     if (packed === undefined) return false;
     this.seqs[i] = seq;
     this.pixels[i] = packed;
     this.markDirty(x, y, x, y);
     return true;
-  }
-
-  packed(color) {
-    let p = this.colors.get(color);
-    if (p === undefined) {
-      if (typeof color !== "string" || !HEX.test(color)) return undefined;
-      const v = parseInt(color.slice(1), 16);
-      p = pack(v >> 16, (v >> 8) & 0xff, v & 0xff);
-      if (this.colors.size < 4096) this.colors.set(color, p);
-    }
-    return p;
   }
 
   /** "#RRGGBB" of the pixel as this page holds it, or null off the board. */

@@ -6,10 +6,7 @@
 // their way wait in that chunk's buffer, as the whole board's do in sync.js.
 // Which chunks are held, and when their bytes come, is chunk_sync.js's job.
 
-import { toHex } from "./board.js";
-
-const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
-const HEX = /^#[0-9a-fA-F]{6}$/;
+import { PackedColors, pack, toHex } from "./board.js";
 
 /**
  * Chunks held at most: each costs about 512 KB (its image and the canvas
@@ -27,12 +24,6 @@ const KEEP_MARGIN = 3;
 const MAX_BUFFERED = 20000;
 /** What an area not loaded yet shows: the board's white, a shade darker. */
 const UNLOADED = "#e4e4e4";
-
-function pack(r, g, b) {
-  return LITTLE_ENDIAN
-    ? (0xff000000 | (b << 16) | (g << 8) | r) >>> 0
-    : ((r << 24) | (g << 16) | (b << 8) | 0xff) >>> 0;
-}
 
 /** One held chunk: its pixels once loaded, and its place in the load cycle. */
 class Chunk {
@@ -88,7 +79,7 @@ export class ChunkedBoard {
     this.view = null;
     /** Held chunks by `key(cx, cy)`. */
     this.chunks = new Map();
-    this.colors = new Map();
+    this.colors = new PackedColors();
     this.frameRequested = false;
     this.draws = 0;
     this.onDraw = null; // called after each frame that showed a loaded chunk
@@ -259,23 +250,12 @@ export class ChunkedBoard {
     const ly = y - c.cy * this.size;
     const i = ly * this.size + lx;
     if (seq <= (c.seqs.get(i) ?? c.baseSeq)) return false;
-    const p = this.packed(color);
+    const p = this.colors.get(color);
     if (p === undefined) return false;
     c.seqs.set(i, seq);
     c.pixels[i] = p;
     c.markDirty(lx, ly, lx, ly);
     return true;
-  }
-
-  packed(color) {
-    let p = this.colors.get(color);
-    if (p === undefined) {
-      if (typeof color !== "string" || !HEX.test(color)) return undefined;
-      const v = parseInt(color.slice(1), 16);
-      p = pack(v >> 16, (v >> 8) & 0xff, v & 0xff);
-      if (this.colors.size < 4096) this.colors.set(color, p);
-    }
-    return p;
   }
 
   /** "#RRGGBB" of the pixel as this page holds it, or null (off the board, or not loaded). */

@@ -217,6 +217,17 @@ fn start(bin: &str, env: &[(&str, String)]) -> Started {
     }
 }
 
+/// Resident memory of a process, in bytes.
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb * 1024
+}
+
 /// The single-process default on its own fresh `DATA_DIR`, with
 /// `COOLDOWN_MS=0` and `extra` environment. Keep the folder until the
 /// process is gone (the tuple drops the process first).
