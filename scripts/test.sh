@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# redis-cli joins the test's Redis Cluster (Debian ships it in redis-tools).
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
@@ -31,7 +33,7 @@ fi
 [ -x .venv/bin/python3 ] || python3 -m venv .venv
 .venv/bin/python3 -c 'import kubernetes_validate' >/dev/null 2>&1 ||
   .venv/bin/python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
-for tool in redis-server nginx openssl cargo chromium node npm; do
+for tool in redis-server redis-cli nginx openssl cargo chromium node npm; do
   command -v "$tool" >/dev/null 2>&1 || { echo "error: $tool is still missing" >&2; exit 1; }
 done
 .venv/bin/python3 -c 'import kubernetes_validate' ||

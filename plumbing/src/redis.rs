@@ -14,6 +14,9 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A connection that reconnects by itself and gives up on a call after
 /// [`RESPONSE_TIMEOUT`], so an unreachable Redis is an error, not a hang.
+/// A node of a Redis Cluster is refused here, at start-up: the services
+/// keep the board in keys of many hash slots, which one node of a cluster
+/// would answer with `MOVED` for most of them, pixel by pixel.
 pub async fn connect_manager(
     info: redis::ConnectionInfo,
 ) -> Result<ConnectionManager, redis::RedisError> {
@@ -23,7 +26,37 @@ pub async fn connect_manager(
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
         .set_number_of_retries(2)
         .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_with_config(client, config).await
+    let mut conn = ConnectionManager::new_with_config(client, config).await?;
+    let cluster: String = match redis::cmd("INFO")
+        .arg("cluster")
+        .query_async(&mut conn)
+        .await
+    {
+        Ok(info) => info,
+        // `INFO` is one of the "dangerous" commands an ACL user is usually
+        // denied: then it cannot be told, and nothing else needs `INFO`.
+        Err(e) if matches!(e.kind(), redis::ErrorKind::Server(_)) => {
+            tracing::debug!(error = %e, "INFO cluster refused; not checking for a Redis Cluster");
+            String::new()
+        }
+        Err(e) => return Err(e),
+    };
+    if cluster_enabled(&cluster) {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "REDIS_URL names a node of a Redis Cluster",
+            "this build keeps the board on one Redis node (a standalone server, or a primary \
+             with replicas); Redis Cluster is not supported yet (ARCHITECTURE.md, \"Growing past \
+             one Redis\")"
+                .to_owned(),
+        )));
+    }
+    Ok(conn)
+}
+
+/// Whether `INFO cluster` says the server is a node of a Redis Cluster.
+fn cluster_enabled(info: &str) -> bool {
+    info.lines().any(|line| line.trim() == "cluster_enabled:1")
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -180,6 +213,13 @@ impl RedisArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn info_cluster_tells_a_cluster_node_from_a_standalone_server() {
+        assert!(cluster_enabled("# Cluster\r\ncluster_enabled:1\r\n"));
+        assert!(!cluster_enabled("# Cluster\r\ncluster_enabled:0\r\n"));
+        assert!(!cluster_enabled(""));
+    }
 
     fn args(url: Option<&str>, host: Option<&str>, password: Option<&str>) -> RedisArgs {
         RedisArgs {

@@ -8,6 +8,7 @@ pub mod http;
 pub mod lossy_proxy;
 pub mod player;
 pub mod process;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod sse;
 
