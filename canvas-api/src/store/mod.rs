@@ -17,6 +17,7 @@ pub mod chunk;
 pub mod embedded;
 pub mod gcra;
 pub mod redis;
+pub mod redis_layout;
 
 use std::net::IpAddr;
 use std::sync::Arc;
