@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use crate::palette::Palette;
 use plumbing::config::parse_cidrs;
 
-/// The largest board side accepted: 65,536² pixels, kept by the embedded
-/// store as chunks (only painted ones cost memory) and read by chunks.
+/// The largest board side accepted: 65,536² pixels, kept by both stores as
+/// chunks (only painted ones cost memory) and read by chunks.
 pub const MAX_SIDE: u32 = 65_536;
 /// The largest board in bytes (3 per pixel) kept in one Redis string (which
-/// holds at most 512 MiB), and the largest read whole: a board this size is
-/// already a 300 MB download.
+/// holds at most 512 MiB; a larger board keeps a string per chunk), and the
+/// largest read whole: a board this size is already a 300 MB download.
 pub const MAX_BOARD_BYTES: u64 = 300 * 1024 * 1024;
 
 #[derive(Debug, Clone, clap::Args)]
