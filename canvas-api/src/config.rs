@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use crate::palette::Palette;
 use plumbing::config::parse_cidrs;
 
-/// The largest board side accepted: 65,536² pixels, kept by the embedded
-/// store as chunks (only painted ones cost memory) and read by chunks.
+/// The largest board side accepted: 65,536² pixels, kept by both stores as
+/// chunks (only painted ones cost memory) and read by chunks.
 pub const MAX_SIDE: u32 = 65_536;
 /// The largest board in bytes (3 per pixel) kept in one Redis string (which
-/// holds at most 512 MiB), and the largest read whole: a board this size is
-/// already a 300 MB download.
+/// holds at most 512 MiB; a larger board keeps a string per chunk), and the
+/// largest read whole: a board this size is already a 300 MB download.
 pub const MAX_BOARD_BYTES: u64 = 300 * 1024 * 1024;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -170,16 +170,14 @@ pub enum ArchiveMode {
 }
 
 impl CanvasArgs {
-    /// Checks what depends on where the board is kept: one Redis string
-    /// holds at most [`MAX_BOARD_BYTES`]; the embedded store keeps chunks
-    /// and takes any board up to [`MAX_SIDE`]².
-    pub fn validate_for_store(&self, on_redis: bool) -> Result<(), String> {
-        let bytes = u64::from(self.width) * u64::from(self.height) * 3;
-        if on_redis && bytes > MAX_BOARD_BYTES {
+    /// Checks the board fits a store: both stores take any board up to
+    /// [`MAX_SIDE`]² (the embedded store as chunks; Redis as one key up to
+    /// [`MAX_BOARD_BYTES`], one key per chunk above). Clap checks each side
+    /// already; this guards a `CanvasArgs` built another way.
+    pub fn validate_for_store(&self) -> Result<(), String> {
+        if self.width > MAX_SIDE || self.height > MAX_SIDE {
             return Err(format!(
-                "CANVAS_WIDTH x CANVAS_HEIGHT = {}x{} needs {bytes} bytes; Redis keeps the board \
-                 in one key of at most {MAX_BOARD_BYTES} bytes (the embedded store, without \
-                 REDIS_URL, takes boards up to {MAX_SIDE}x{MAX_SIDE})",
+                "CANVAS_WIDTH x CANVAS_HEIGHT = {}x{} is larger than {MAX_SIDE}x{MAX_SIDE}",
                 self.width, self.height
             ));
         }
@@ -339,7 +337,7 @@ mod tests {
     }
 
     #[test]
-    fn a_board_too_large_for_redis_a_partial_pool_and_a_short_token_are_refused() {
+    fn a_board_over_65536_a_partial_pool_and_a_short_token_are_refused() {
         let canvas = CanvasArgs {
             width: 16_384,
             height: 16_384,
@@ -355,14 +353,19 @@ mod tests {
             admin_token: None,
         };
         assert!(canvas.validate().is_ok());
-        assert!(canvas.validate_for_store(false).is_ok());
+        // 768 MiB: more than one Redis string holds, kept by chunks.
+        assert!(canvas.validate_for_store().is_ok());
+        assert!(!canvas.readable_whole());
+        let too_wide = CanvasArgs {
+            width: MAX_SIDE + 1,
+            ..canvas.clone()
+        };
         assert!(
-            canvas
-                .validate_for_store(true)
+            too_wide
+                .validate_for_store()
                 .unwrap_err()
                 .contains("CANVAS_WIDTH")
         );
-        assert!(!canvas.readable_whole());
         let small = CanvasArgs {
             width: 10,
             height: 10,

@@ -85,9 +85,7 @@ pub async fn open_store(
     redis: Option<redis::ConnectionInfo>,
     store: &config::StoreArgs,
 ) -> anyhow::Result<store::CanvasStore> {
-    canvas
-        .validate_for_store(redis.is_some())
-        .map_err(anyhow::Error::msg)?;
+    canvas.validate_for_store().map_err(anyhow::Error::msg)?;
     let geometry = store::Geometry {
         width: canvas.width,
         height: canvas.height,

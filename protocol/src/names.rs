@@ -29,9 +29,18 @@ pub const PODS_SET: &str = "pods";
 
 /// Keys owned by canvas-api. Nothing else writes them.
 pub mod canvas {
-    /// The board: `width * height * 3` bytes, each byte stored as
-    /// `255 - value`, so a missing key or a short string reads as white.
+    /// The board of at most 300 MB: `width * height * 3` bytes, each byte
+    /// stored as `255 - value`, so a missing key or a short string reads as
+    /// white. A larger board keeps one [`board_chunk`] key per chunk instead.
     pub const BOARD: &str = "canvas:board";
+
+    /// The key of one 256² chunk of a board over 300 MB (too big for one
+    /// string): the chunk's 256 × 256 × 3 bytes, row-major, inverted like
+    /// [`BOARD`]. The `{c:CX:CY}` hash tag keeps a chunk's keys in one slot
+    /// of a future Redis Cluster.
+    pub fn board_chunk(cx: u32, cy: u32) -> String {
+        format!("canvas:{{c:{cx}:{cy}}}:board")
+    }
     /// The board's dimensions, `"<width>x<height>"`, set on first start.
     pub const DIMENSIONS: &str = "canvas:dimensions";
     /// The canvas-wide sequence number of the last accepted write.

@@ -27,6 +27,7 @@ mod pool;
 mod presence;
 mod protocol_v2;
 mod prototype_clients;
+mod redis_chunks;
 mod redis_cluster;
 mod redis_tls;
 mod shutdown;

@@ -616,11 +616,11 @@ async fn a_moderation_write_planned_before_a_placement_leaves_that_placement() {
     let run = |expected: u64| {
         let mut call = script.prepare_invoke();
         use protocol::names::canvas as keys;
-        call.key(keys::BOARD)
-            .key(keys::SEQ)
+        call.key(keys::SEQ)
             .key(keys::PIXEL_META)
             .key(keys::LOG)
             .key(format!("{}{index}", keys::HISTORY_PREFIX))
+            .key(keys::BOARD)
             .arg(1000)
             .arg("~moderation")
             .arg(16)
@@ -635,7 +635,8 @@ async fn a_moderation_write_planned_before_a_placement_leaves_that_placement() {
                 1,
                 "#FFFFFF".parse().unwrap(),
                 "~moderation",
-            ));
+            ))
+            .arg(index * 3);
         call
     };
     // Planned from ann's write (seq 1): bob placed since, so nothing moves.

@@ -231,3 +231,98 @@ async fn the_embedded_store_and_redis_keep_the_same_rules() {
     ];
     assert_eq!(embedded_log, expected);
 }
+
+/// Both stores' chunk reads agree on a 65,536² board (the embedded store's
+/// chunks in memory, Redis's one key per chunk): after placements at the
+/// far corners and a chunk's edges, a moderation rewrite, and a clear.
+#[tokio::test]
+async fn the_embedded_store_and_redis_read_the_same_chunks_of_a_65536_square_board() {
+    const BIG: Geometry = Geometry {
+        width: 65_536,
+        height: 65_536,
+    };
+    let dir = crate::harness::temp_dir("conformance-big");
+    let embedded = CanvasStore::Embedded(
+        EmbeddedStore::open_with_history(&dir, BIG, 1000, 16).expect("open the embedded store"),
+    );
+    let redis_server = RedisServer::start().await;
+    let info = redis_server
+        .url()
+        .into_connection_info()
+        .expect("a Redis URL");
+    let redis = CanvasStore::Redis(
+        RedisStore::connect(info, BIG, 1000, 16)
+            .await
+            .expect("connect to Redis"),
+    );
+    let chunks = [(0, 0), (1, 0), (0, 1), (255, 255), (255, 0), (7, 9)]
+        .map(|(cx, cy)| canvas_api::store::chunk::ChunkId { cx, cy });
+    let read_all = async |store: &CanvasStore| {
+        let mut out = Vec::new();
+        for id in chunks {
+            let c = store.chunk(id).await.expect("a chunk read");
+            let rgb = c
+                .rgb
+                .map(|b| b.to_vec())
+                .unwrap_or_else(|| vec![0xFF; canvas_api::store::chunk::CHUNK_BYTES]);
+            out.push((id, c.seq, rgb));
+        }
+        out
+    };
+    for store in [&embedded, &redis] {
+        let writes: Vec<Write> = [
+            (0, 0),
+            (255, 255),
+            (256, 0),
+            (0, 256),
+            (65_535, 65_535),
+            (65_535, 0),
+            (7 * 256 + 3, 9 * 256 + 200),
+        ]
+        .into_iter()
+        .map(|(x, y)| write(x, y, "far"))
+        .collect();
+        for outcome in store.place_many(&writes).await.expect("placed") {
+            assert!(matches!(outcome, PlaceOutcome::Stored(_)), "{outcome:?}");
+        }
+        let rewritten = store
+            .rewrite(
+                &[canvas_api::store::Rewrite {
+                    x: 65_535,
+                    y: 65_535,
+                    color: "#123456".parse().expect("a color"),
+                    expected_seq: 5,
+                }],
+                "~moderation",
+            )
+            .await
+            .expect("rewritten");
+        assert_eq!(rewritten.len(), 1);
+    }
+    let before_clear = read_all(&embedded).await;
+    assert!(
+        before_clear == read_all(&redis).await,
+        "the stores' chunks differ"
+    );
+    let corner = &before_clear[3];
+    let i = canvas_api::store::chunk::offset_in_chunk(65_535, 65_535);
+    assert_eq!(
+        (corner.1, &corner.2[i..i + 3]),
+        (8, &[0x12, 0x34, 0x56][..])
+    );
+
+    for store in [&embedded, &redis] {
+        assert_eq!(store.clear().await.expect("cleared").0, 9);
+    }
+    let after_clear = read_all(&embedded).await;
+    assert!(
+        after_clear == read_all(&redis).await,
+        "the stores' chunks differ after a clear"
+    );
+    assert!(
+        after_clear
+            .iter()
+            .all(|(_, seq, rgb)| *seq == 9 && rgb.iter().all(|&b| b == 0xFF)),
+        "a cleared board is white"
+    );
+}

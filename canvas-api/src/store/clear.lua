@@ -3,12 +3,19 @@
 -- behind refetches the board. Histories stay (a rollback to before the
 -- clear can restore it); the clear's seq and time are kept to read them.
 --
--- KEYS[1] board, KEYS[2] seq, KEYS[3] pixel meta, KEYS[4] log, KEYS[5] cleared
+-- KEYS[1] seq, KEYS[2] pixel meta, KEYS[3] log, KEYS[4] cleared, then
+-- every key that may hold the board's pixels (the one board key, or every
+-- chunk key of a board kept by chunks: up to 65,536)
 -- Returns {seq, ts}.
 local t = redis.call('TIME')
 local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local seq = tonumber(redis.call('GET', KEYS[2]) or '0') + 1
-redis.call('DEL', KEYS[1], KEYS[3], KEYS[4])
-redis.call('SET', KEYS[2], string.format('%d', seq))
-redis.call('SET', KEYS[5], string.format('%d:%d', seq, ts))
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0') + 1
+redis.call('DEL', KEYS[2], KEYS[3])
+-- In slices: unpack of 65,536 values would overflow Lua's stack.
+local slice = 1000
+for first = 5, #KEYS, slice do
+  redis.call('DEL', unpack(KEYS, first, math.min(first + slice - 1, #KEYS)))
+end
+redis.call('SET', KEYS[1], string.format('%d', seq))
+redis.call('SET', KEYS[4], string.format('%d:%d', seq, ts))
 return {seq, ts}

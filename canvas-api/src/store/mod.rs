@@ -1,8 +1,9 @@
 //! The board's storage behind one type, [`CanvasStore`].
 //!
 //! Callers see pixel coordinates, a canvas-wide `seq` and whole-board
-//! snapshots; how the board is laid out (one Redis string today, chunks over a
-//! Redis Cluster tomorrow, files on disk for the embedded default) stays in
+//! snapshots; how the board is laid out (on Redis one string up to 300 MB,
+//! a string per chunk above it, per-chunk everything on a Redis Cluster
+//! tomorrow; files on disk for the embedded default) stays in
 //! here. Every store makes a write atomic: the pixel, its metadata, `seq`, the
 //! replay-log entry and the cooldown change together or not at all, and a
 //! write is acknowledged only once stored.
@@ -17,6 +18,7 @@ pub mod chunk;
 pub mod embedded;
 pub mod gcra;
 pub mod redis;
+pub mod redis_layout;
 
 use std::net::IpAddr;
 use std::sync::Arc;

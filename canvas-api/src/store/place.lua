@@ -8,13 +8,14 @@
 -- cooldown). Every refusal is decided before that placement's first write,
 -- because Redis does not roll a script back.
 --
--- KEYS[1] board, KEYS[2] seq, KEYS[3] pixel meta, KEYS[4] log,
--- KEYS[5] protections; then six keys per placement i (0-based) at
--- 5 + 6i + : 1 cooldown, 2 ban, 3 pixel history, 4 user pixels, 5 user
--- pool, 6 IP pool.
+-- KEYS[1] seq, KEYS[2] pixel meta, KEYS[3] log, KEYS[4] protections;
+-- then seven keys per placement i (0-based) at 4 + 7i + : 1 cooldown,
+-- 2 ban, 3 pixel history, 4 user pixels, 5 user pool, 6 IP pool, 7 the
+-- key holding the pixel's bytes (the board key, or its chunk's key on a
+-- board kept by chunks: the caller decides).
 -- ARGV[1] log max length, ARGV[2] history length, ARGV[3] user pixels kept,
 -- ARGV[4] the channel stored pixels are announced on; then 13 arguments
--- per placement i at 4 + 13i + : 1 byte offset, 2 three stored (inverted)
+-- per placement i at 4 + 13i + : 1 byte offset in key 7, 2 three stored (inverted)
 -- bytes, 3 x, 4 y, 5 color "#RRGGBB", 6 username, 7 cooldown ms, 8 pixel
 -- index, 9 pool size (0: none), 10 pool refill ms, 11 IP pool size (0:
 -- none), 12 IP pool refill ms, 13 the event's JSON up to its timestamp
@@ -39,7 +40,7 @@ local channel = ARGV[4]
 
 -- Read once for the whole call: nothing here changes them.
 local protections = {}
-for _, p in ipairs(redis.call('HVALS', KEYS[5])) do
+for _, p in ipairs(redis.call('HVALS', KEYS[4])) do
   protections[#protections + 1] = cjson.decode(p)
 end
 
@@ -93,17 +94,17 @@ local function place(k, a)
     end
   end
 
-  local seq = tonumber(redis.call('GET', KEYS[2]) or '0') + 1
+  local seq = tonumber(redis.call('GET', KEYS[1]) or '0') + 1
   local seqs = string.format('%d', seq)
   local color = ARGV[a + 5]
   local username = ARGV[a + 6]
   local index = ARGV[a + 8]
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', log_len, seqs .. '-0',
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', log_len, seqs .. '-0',
     'x', ARGV[a + 3], 'y', ARGV[a + 4], 'c', color, 'u', username, 't', tss)
-  redis.call('SET', KEYS[2], seqs)
-  redis.call('SETRANGE', KEYS[1], ARGV[a + 1], ARGV[a + 2])
+  redis.call('SET', KEYS[1], seqs)
+  redis.call('SETRANGE', KEYS[k + 7], ARGV[a + 1], ARGV[a + 2])
   local meta = seqs .. ':' .. tss .. ':' .. color .. ':' .. username
-  redis.call('HSET', KEYS[3], index, meta)
+  redis.call('HSET', KEYS[2], index, meta)
   redis.call('LPUSH', KEYS[k + 3], meta)
   redis.call('LTRIM', KEYS[k + 3], 0, history_len - 1)
   redis.call('ZADD', KEYS[k + 4], now, index)
@@ -127,6 +128,6 @@ end
 local replies = {}
 local count = (#ARGV - 4) / 13
 for i = 0, count - 1 do
-  replies[i + 1] = place(5 + 6 * i, 4 + 13 * i)
+  replies[i + 1] = place(4 + 7 * i, 4 + 13 * i)
 end
 return replies

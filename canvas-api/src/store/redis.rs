@@ -1,9 +1,10 @@
 //! The board in Redis, the source of truth of a multi-replica deploy.
 //!
-//! Layout (key names in `protocol::names::canvas`): the board is one string
-//! of `width * height * 3` bytes holding `255 - value` for each color byte, so
-//! a missing key or a short string reads as the white background and nothing
-//! needs initialising; `SETRANGE` writes one pixel. Writes go through one Lua
+//! Layout (key names in `protocol::names::canvas`): a board of at most
+//! 300 MB is one string of `width * height * 3` bytes, a larger one a string
+//! per 256² chunk ([`BoardLayout`]); each holds `255 - value` for each color
+//! byte, so a missing key or a short string reads as the white background
+//! and nothing needs initialising; `SETRANGE` writes one pixel. Writes go through one Lua
 //! script ([`place.lua`](place.lua)), snapshots through `MULTI`/`EXEC`, so a
 //! snapshot's bytes, its `seq` and its epoch always agree. Every read that
 //! hands out a `seq` first sets the epoch if there is none (`SET NX` of a
@@ -25,6 +26,7 @@ use redis::{AsyncCommands, Script, Value};
 use protocol::http::{AuditEntry, BanInfo, Protection, Rect};
 
 use super::chunk::{CHUNK_BYTES, CHUNK_SIZE, ChunkId};
+use super::redis_layout::BoardLayout;
 use super::{
     AUDIT_LEN, ChunkSnapshot, Geometry, MAX_PROTECTIONS, PixelRecord, PlaceOutcome, ReplayPage,
     Rewrite, Snapshot, StoreError, USER_PIXELS_LEN, Updates, Write, ip_key, pixel_updated_prefix,
@@ -41,6 +43,9 @@ const HISTORY_BATCH: usize = 2000;
 pub struct RedisStore {
     conn: ConnectionManager,
     geometry: Geometry,
+    /// Decided from `geometry` alone, so a stored board is always read the
+    /// way it was written.
+    layout: BoardLayout,
     log_len: u64,
     history_len: usize,
     place: std::sync::Arc<Script>,
@@ -66,6 +71,7 @@ impl RedisStore {
         let store = RedisStore {
             conn,
             geometry,
+            layout: BoardLayout::of(geometry),
             log_len,
             history_len: history_len.max(1),
             place: std::sync::Arc::new(Script::new(include_str!("place.lua"))),
@@ -116,8 +122,7 @@ impl RedisStore {
             return Ok(Vec::new());
         }
         let mut call = self.place.prepare_invoke();
-        call.key(keys::BOARD)
-            .key(keys::SEQ)
+        call.key(keys::SEQ)
             .key(keys::PIXEL_META)
             .key(keys::LOG)
             .key(keys::PROTECTIONS)
@@ -127,6 +132,7 @@ impl RedisStore {
             .arg(PIXEL_UPDATES_CHANNEL);
         for write in writes {
             let index = self.geometry.index(write.x, write.y);
+            let (pixels_key, offset) = self.layout.pixel_slot(self.geometry, write.x, write.y);
             let [r, g, b] = write.color.rgb();
             let stored = [255 - r, 255 - g, 255 - b];
             let (pool_size, pool_refill) = write.pool.map_or((0, 0), |p| (p.size, p.refill_ms));
@@ -140,7 +146,8 @@ impl RedisStore {
                 .key(format!("{}{}", keys::USER_PIXELS_PREFIX, write.username))
                 .key(format!("{}{}", keys::POOL_PREFIX, write.username))
                 .key(format!("{}{ip}", keys::IP_POOL_PREFIX))
-                .arg(index * 3)
+                .key(pixels_key)
+                .arg(offset)
                 .arg(&stored[..])
                 .arg(write.x)
                 .arg(write.y)
@@ -213,6 +220,14 @@ impl RedisStore {
     }
 
     pub async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        if self.layout == BoardLayout::Chunks {
+            // `CanvasStore::snapshot` refuses it first; this keeps a chunked
+            // board from ever being read as an empty single key.
+            return Err(StoreError::TooLargeToReadWhole {
+                width: self.geometry.width,
+                height: self.geometry.height,
+            });
+        }
         let mut conn = self.conn.clone();
         let (seq, stored, epoch): (Option<u64>, Option<Vec<u8>>, String) = redis::pipe()
             .atomic()
@@ -250,6 +265,9 @@ impl RedisStore {
     /// One chunk: a `GETRANGE` per row of it, with `seq` and the epoch, in
     /// one `MULTI`, so the bytes and the `seq` agree like `snapshot`'s.
     pub async fn chunk(&self, id: ChunkId) -> Result<ChunkSnapshot, StoreError> {
+        if self.layout == BoardLayout::Chunks {
+            return self.chunk_key(id).await;
+        }
         let g = self.geometry;
         let (x0, y0, w, h) = g.chunk_rect(id);
         let mut pipe = redis::pipe();
@@ -294,6 +312,49 @@ impl RedisStore {
         Ok(ChunkSnapshot {
             seq: seq.unwrap_or(0),
             rgb: written.then(|| Bytes::from(rgb)),
+            epoch,
+        })
+    }
+
+    /// One chunk of a board kept by chunks: a `GET` of its key, with `seq`
+    /// and the epoch, in one `MULTI`.
+    async fn chunk_key(&self, id: ChunkId) -> Result<ChunkSnapshot, StoreError> {
+        let mut conn = self.conn.clone();
+        let (seq, epoch, stored): (Option<u64>, String, Option<Vec<u8>>) = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(keys::EPOCH)
+            .arg(new_epoch())
+            .arg("NX")
+            .ignore()
+            .get(keys::SEQ)
+            .get(keys::EPOCH)
+            .get(keys::board_chunk(id.cx, id.cy))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let stored = stored.unwrap_or_default();
+        if stored.len() > CHUNK_BYTES {
+            return Err(StoreError::Corrupt(format!(
+                "chunk key ({}, {}) holds {} bytes, more than {CHUNK_BYTES}",
+                id.cx,
+                id.cy,
+                stored.len()
+            )));
+        }
+        // The key holds `255 - byte`: what it lacks reads as white.
+        let written = stored.iter().any(|&b| b != 0);
+        let rgb = written.then(|| {
+            let mut rgb = stored;
+            rgb.resize(CHUNK_BYTES, 0);
+            for byte in &mut rgb {
+                *byte = !*byte;
+            }
+            Bytes::from(rgb)
+        });
+        Ok(ChunkSnapshot {
+            seq: seq.unwrap_or(0),
+            rgb,
             epoch,
         })
     }
@@ -421,8 +482,7 @@ impl RedisStore {
         let mut events = Vec::new();
         for slice in writes.chunks(REWRITE_BATCH) {
             let mut call = self.rewrite.prepare_invoke();
-            call.key(keys::BOARD)
-                .key(keys::SEQ)
+            call.key(keys::SEQ)
                 .key(keys::PIXEL_META)
                 .key(keys::LOG)
                 .arg(self.log_len)
@@ -431,13 +491,16 @@ impl RedisStore {
                 .arg(PIXEL_UPDATES_CHANNEL);
             for w in slice {
                 let index = self.geometry.index(w.x, w.y);
+                let (pixels_key, offset) = self.layout.pixel_slot(self.geometry, w.x, w.y);
                 call.key(format!("{}{index}", keys::HISTORY_PREFIX))
+                    .key(pixels_key)
                     .arg(index)
                     .arg(w.x)
                     .arg(w.y)
                     .arg(w.color.to_string())
                     .arg(w.expected_seq)
-                    .arg(pixel_updated_prefix(w.x, w.y, w.color, username));
+                    .arg(pixel_updated_prefix(w.x, w.y, w.color, username))
+                    .arg(offset);
             }
             let reply: Vec<u64> = call.invoke_async(&mut conn).await.map_err(unavailable)?;
             let [timestamp, failed, seqs @ ..] = reply.as_slice() else {
@@ -471,16 +534,15 @@ impl RedisStore {
 
     pub async fn clear(&self) -> Result<(u64, u64), StoreError> {
         let mut conn = self.conn.clone();
-        let reply: (u64, u64) = self
-            .clear
-            .key(keys::BOARD)
-            .key(keys::SEQ)
+        let mut call = self.clear.prepare_invoke();
+        call.key(keys::SEQ)
             .key(keys::PIXEL_META)
             .key(keys::LOG)
-            .key(keys::CLEARED)
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+            .key(keys::CLEARED);
+        for key in self.layout.board_keys(self.geometry) {
+            call.key(key);
+        }
+        let reply: (u64, u64) = call.invoke_async(&mut conn).await.map_err(unavailable)?;
         Ok(reply)
     }
 

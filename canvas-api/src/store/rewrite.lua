@@ -4,12 +4,14 @@
 -- made meanwhile stays. Each write is an ordinary one: seq, replay-log
 -- entry, board, metadata, history.
 --
--- KEYS[1] board, KEYS[2] seq, KEYS[3] pixel meta, KEYS[4] log,
--- KEYS[4 + i] history of write i
+-- KEYS[1] seq, KEYS[2] pixel meta, KEYS[3] log, then per write i (1-based)
+-- KEYS[2 + 2i] its history and KEYS[3 + 2i] the key holding its bytes (the
+-- board key, or its chunk's key on a board kept by chunks)
 -- ARGV[1] log max length, ARGV[2] username, ARGV[3] history length,
--- ARGV[4] the channel stored pixels are announced on, then per write 6
--- values: pixel index, x, y, color "#RRGGBB", expected seq, and the event's
--- JSON up to its timestamp (as in place.lua)
+-- ARGV[4] the channel stored pixels are announced on, then per write 7
+-- values: pixel index, x, y, color "#RRGGBB", expected seq, the event's
+-- JSON up to its timestamp (as in place.lua), and the pixel's byte offset
+-- in its key
 --
 -- Returns {ts, announcements failed, seq_1, ..., seq_n}, seq_i 0 for a
 -- write skipped. Each write is published as it is stored, as placements
@@ -17,14 +19,14 @@
 local t = redis.call('TIME')
 local ts = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local tss = string.format('%d', ts)
-local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
 local out = {ts, 0}
-local n = (#ARGV - 4) / 6
+local n = (#ARGV - 4) / 7
 for i = 1, n do
-  local b = 4 + (i - 1) * 6
+  local b = 4 + (i - 1) * 7
   local index = ARGV[b + 1]
   local color = ARGV[b + 4]
-  local current = redis.call('HGET', KEYS[3], index)
+  local current = redis.call('HGET', KEYS[2], index)
   local current_seq = 0
   if current then
     current_seq = tonumber(string.match(current, '^(%d+)'))
@@ -32,17 +34,17 @@ for i = 1, n do
   if current_seq == tonumber(ARGV[b + 5]) then
     seq = seq + 1
     local seqs = string.format('%d', seq)
-    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[1], seqs .. '-0',
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], seqs .. '-0',
       'x', ARGV[b + 2], 'y', ARGV[b + 3], 'c', color, 'u', ARGV[2], 't', tss)
     local r = tonumber(string.sub(color, 2, 3), 16)
     local g = tonumber(string.sub(color, 4, 5), 16)
     local bl = tonumber(string.sub(color, 6, 7), 16)
-    redis.call('SETRANGE', KEYS[1], tonumber(index) * 3,
+    redis.call('SETRANGE', KEYS[3 + 2 * i], ARGV[b + 7],
       string.char(255 - r, 255 - g, 255 - bl))
     local meta = seqs .. ':' .. tss .. ':' .. color .. ':' .. ARGV[2]
-    redis.call('HSET', KEYS[3], index, meta)
-    redis.call('LPUSH', KEYS[4 + i], meta)
-    redis.call('LTRIM', KEYS[4 + i], 0, tonumber(ARGV[3]) - 1)
+    redis.call('HSET', KEYS[2], index, meta)
+    redis.call('LPUSH', KEYS[2 + 2 * i], meta)
+    redis.call('LTRIM', KEYS[2 + 2 * i], 0, tonumber(ARGV[3]) - 1)
     local event = ARGV[b + 6] .. tss .. ',"seq":' .. seqs .. '}'
     if type(redis.pcall('PUBLISH', ARGV[4], event)) ~= 'number' then
       out[2] = out[2] + 1
@@ -52,5 +54,5 @@ for i = 1, n do
     out[#out + 1] = 0
   end
 end
-redis.call('SET', KEYS[2], string.format('%d', seq))
+redis.call('SET', KEYS[1], string.format('%d', seq))
 return out
