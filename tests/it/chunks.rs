@@ -4,34 +4,12 @@
 use protocol::http::CanvasConfig;
 use protocol::{ErrorCode, ServerMessage};
 
-use crate::harness::http::{canvas_bin, client, expect_error, get_json, pixel_at, put_pixel};
+use crate::harness::http::{
+    CHUNK_SIZE, canvas_bin, chunk_bin, client, expect_error, get_json, pixel_at, pixel_in_chunk,
+    put_pixel,
+};
 use crate::harness::process::rss_bytes;
 use crate::harness::{Process, Stack, WsClient, temp_dir};
-
-const CHUNK: u32 = 256;
-
-/// A chunk's body and its `X-Canvas-Seq`, `ETag`.
-async fn chunk(base: &str, cx: u32, cy: u32) -> (Vec<u8>, u64, String) {
-    let r = client()
-        .get(format!("{base}/api/chunk/{cx}/{cy}.bin"))
-        .send()
-        .await
-        .expect("GET chunk");
-    assert_eq!(r.status(), 200, "chunk ({cx}, {cy})");
-    assert_eq!(r.headers()["x-canvas-chunk-size"], "256");
-    let seq = r.headers()["x-canvas-seq"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
-    (r.bytes().await.unwrap().to_vec(), seq, etag)
-}
-
-fn at(rgb: &[u8], x: u32, y: u32) -> [u8; 3] {
-    let i = (((y % CHUNK) * CHUNK + x % CHUNK) * 3) as usize;
-    [rgb[i], rgb[i + 1], rgb[i + 2]]
-}
 
 #[tokio::test]
 async fn a_65536_square_board_keeps_only_painted_chunks_and_is_read_by_chunks() {
@@ -58,14 +36,14 @@ async fn a_65536_square_board_keeps_only_painted_chunks_and_is_read_by_chunks() 
     ] {
         assert_eq!(put_pixel(&base, x, y, color, "far").await.status(), 200);
     }
-    let (corner, seq, _) = chunk(&base, 255, 255).await;
-    assert_eq!(corner.len(), (CHUNK * CHUNK * 3) as usize);
+    let (corner, seq, _) = chunk_bin(&base, 255, 255).await;
+    assert_eq!(corner.len(), (CHUNK_SIZE * CHUNK_SIZE * 3) as usize);
     assert_eq!(seq, 3);
-    assert_eq!(at(&corner, 65_535, 65_535), [1, 2, 3]);
-    assert_eq!(at(&corner, 65_534, 65_535), [0xFF; 3]);
-    let (first, _, _) = chunk(&base, 1, 0).await;
-    assert_eq!(at(&first, 300, 10), [4, 5, 6]);
-    let (empty, _, _) = chunk(&base, 100, 100).await;
+    assert_eq!(pixel_in_chunk(&corner, 65_535, 65_535), [1, 2, 3]);
+    assert_eq!(pixel_in_chunk(&corner, 65_534, 65_535), [0xFF; 3]);
+    let (first, _, _) = chunk_bin(&base, 1, 0).await;
+    assert_eq!(pixel_in_chunk(&first, 300, 10), [4, 5, 6]);
+    let (empty, _, _) = chunk_bin(&base, 100, 100).await;
     assert!(
         empty.iter().all(|&b| b == 0xFF),
         "a chunk nobody wrote is white"
@@ -96,10 +74,13 @@ async fn a_65536_square_board_keeps_only_painted_chunks_and_is_read_by_chunks() 
     // The chunks survive a restart (the snapshot keeps painted chunks).
     server.terminate().await;
     let server = Process::spawn("server", &env).await;
-    let (corner, seq, _) = chunk(&server.http(), 255, 255).await;
-    assert_eq!((at(&corner, 65_535, 65_535), seq), ([1, 2, 3], 3));
-    let (first, _, _) = chunk(&server.http(), 0, 0).await;
-    assert_eq!(at(&first, 0, 0), [7, 8, 9]);
+    let (corner, seq, _) = chunk_bin(&server.http(), 255, 255).await;
+    assert_eq!(
+        (pixel_in_chunk(&corner, 65_535, 65_535), seq),
+        ([1, 2, 3], 3)
+    );
+    let (first, _, _) = chunk_bin(&server.http(), 0, 0).await;
+    assert_eq!(pixel_in_chunk(&first, 0, 0), [7, 8, 9]);
 }
 
 #[tokio::test]
@@ -122,7 +103,7 @@ async fn a_chunk_from_redis_is_the_same_rectangle_as_the_whole_board() {
     let (w, _, whole_seq, whole) = canvas_bin(&api).await;
     // Through the gateway's pass-through too: the edge chunk, 88x44 of the
     // board and white padding.
-    let (edge, seq, _) = chunk(&stack.gateways[0].http(), 2, 1).await;
+    let (edge, seq, _) = chunk_bin(&stack.gateways[0].http(), 2, 1).await;
     assert_eq!(seq, whole_seq);
     for y in 256..512 {
         for x in 512..768 {
@@ -131,7 +112,7 @@ async fn a_chunk_from_redis_is_the_same_rectangle_as_the_whole_board() {
             } else {
                 [0xFF; 3]
             };
-            assert_eq!(at(&edge, x, y), expected, "pixel ({x}, {y})");
+            assert_eq!(pixel_in_chunk(&edge, x, y), expected, "pixel ({x}, {y})");
         }
     }
 }
@@ -140,7 +121,7 @@ async fn a_chunk_from_redis_is_the_same_rectangle_as_the_whole_board() {
 async fn a_chunk_is_revalidated_by_etag_and_bad_or_outside_paths_are_refused() {
     let (server, _dir) = crate::harness::single_process("etag", &[]).await;
     let base = server.http();
-    let (_, seq, etag) = chunk(&base, 0, 0).await;
+    let (_, seq, etag) = chunk_bin(&base, 0, 0).await;
     let again = client()
         .get(format!("{base}/api/chunk/0/0.bin"))
         .header("if-none-match", &etag)

@@ -9,33 +9,13 @@ use protocol::names::canvas as keys;
 use protocol::{ErrorCode, ServerMessage};
 use serde_json::json;
 
-use crate::harness::http::{canvas_bin, client, expect_error, pixel_at, put_pixel};
+use crate::harness::http::{
+    CHUNK_SIZE, canvas_bin, chunk_bin, client, expect_error, pixel_at, pixel_in_chunk, put_pixel,
+};
 use crate::harness::redis_server::RedisServer;
 use crate::harness::{Process, Stack, WsClient};
 
-const CHUNK: u32 = 256;
 const TOKEN: &str = "redis-chunks-admin-token";
-
-/// A chunk's body and its `X-Canvas-Seq`.
-async fn chunk(base: &str, cx: u32, cy: u32) -> (Vec<u8>, u64) {
-    let r = client()
-        .get(format!("{base}/api/chunk/{cx}/{cy}.bin"))
-        .send()
-        .await
-        .expect("GET chunk");
-    assert_eq!(r.status(), 200, "chunk ({cx}, {cy})");
-    let seq = r.headers()["x-canvas-seq"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    (r.bytes().await.unwrap().to_vec(), seq)
-}
-
-fn at(rgb: &[u8], x: u32, y: u32) -> [u8; 3] {
-    let i = (((y % CHUNK) * CHUNK + x % CHUNK) * 3) as usize;
-    [rgb[i], rgb[i + 1], rgb[i + 2]]
-}
 
 async fn paint(base: &str, x: i64, y: i64, color: &str, username: &str) -> PlacePixelResponse {
     let r = put_pixel(base, x, y, color, username).await;
@@ -125,16 +105,25 @@ async fn a_65536_square_board_on_redis_keeps_one_key_per_written_chunk() {
     assert_eq!(seqs, (2..=4).collect());
 
     for base in [&api, &gateway] {
-        let (corner, seq) = chunk(base, 255, 255).await;
-        assert_eq!(corner.len(), (CHUNK * CHUNK * 3) as usize);
+        let (corner, seq, _) = chunk_bin(base, 255, 255).await;
+        assert_eq!(corner.len(), (CHUNK_SIZE * CHUNK_SIZE * 3) as usize);
         assert_eq!(seq, 4);
-        assert_eq!(at(&corner, 65_535, 65_535), [1, 2, 3]);
-        assert_eq!(at(&corner, 65_534, 65_535), [0xFF; 3]);
+        assert_eq!(pixel_in_chunk(&corner, 65_535, 65_535), [1, 2, 3]);
+        assert_eq!(pixel_in_chunk(&corner, 65_534, 65_535), [0xFF; 3]);
     }
-    assert_eq!(at(&chunk(&api, 0, 0).await.0, 0, 0), [7, 8, 9]);
-    assert_eq!(at(&chunk(&api, 1, 0).await.0, 300, 10), [4, 5, 6]);
-    assert_eq!(at(&chunk(&api, 255, 0).await.0, 65_535, 0), [10, 11, 12]);
-    let (empty, _) = chunk(&api, 100, 100).await;
+    assert_eq!(
+        pixel_in_chunk(&chunk_bin(&api, 0, 0).await.0, 0, 0),
+        [7, 8, 9]
+    );
+    assert_eq!(
+        pixel_in_chunk(&chunk_bin(&api, 1, 0).await.0, 300, 10),
+        [4, 5, 6]
+    );
+    assert_eq!(
+        pixel_in_chunk(&chunk_bin(&api, 255, 0).await.0, 65_535, 0),
+        [10, 11, 12]
+    );
+    let (empty, _, _) = chunk_bin(&api, 100, 100).await;
     assert!(
         empty.iter().all(|&b| b == 0xFF),
         "a chunk nobody wrote is white"
@@ -180,9 +169,9 @@ async fn a_65536_square_board_on_redis_keeps_one_key_per_written_chunk() {
     )
     .await;
     assert_eq!(back.changed, 1, "{back:?}");
-    let (corner, seq) = chunk(&api, 255, 255).await;
+    let (corner, seq, _) = chunk_bin(&api, 255, 255).await;
     assert_eq!(
-        (at(&corner, 65_535, 65_535), seq),
+        (pixel_in_chunk(&corner, 65_535, 65_535), seq),
         ([1, 2, 3], vandal.seq + 1)
     );
 
@@ -198,18 +187,21 @@ async fn a_65536_square_board_on_redis_keeps_one_key_per_written_chunk() {
     api_env.push(("REDIS_URL", redis.url()));
     let api_process = Process::spawn("canvas-api", &api_env).await;
     let api = api_process.http();
-    let (corner, seq) = chunk(&api, 255, 255).await;
+    let (corner, seq, _) = chunk_bin(&api, 255, 255).await;
     assert_eq!(
-        (at(&corner, 65_535, 65_535), seq),
+        (pixel_in_chunk(&corner, 65_535, 65_535), seq),
         ([1, 2, 3], vandal.seq + 1)
     );
-    assert_eq!(at(&chunk(&api, 1, 0).await.0, 300, 10), [4, 5, 6]);
+    assert_eq!(
+        pixel_in_chunk(&chunk_bin(&api, 1, 0).await.0, 300, 10),
+        [4, 5, 6]
+    );
 
     // A clear deletes every chunk key, as one seq.
     let cleared = admin(&api, "clear", json!({})).await;
     assert_eq!(cleared.seq, vandal.seq + 2);
     assert!(chunk_keys(&redis).await.is_empty());
-    let (corner, seq) = chunk(&api, 255, 255).await;
+    let (corner, seq, _) = chunk_bin(&api, 255, 255).await;
     assert_eq!(seq, cleared.seq);
     assert!(
         corner.iter().all(|&b| b == 0xFF),
@@ -251,7 +243,10 @@ async fn a_board_of_todays_size_on_redis_keeps_the_one_board_key() {
     let api = stack.api.http();
     let (w, _, seq, board) = canvas_bin(&api).await;
     assert_eq!((pixel_at(&board, w, 5, 3), seq), ([0x12, 0x34, 0x56], 1));
-    assert_eq!(at(&chunk(&api, 0, 0).await.0, 5, 3), [0x12, 0x34, 0x56]);
+    assert_eq!(
+        pixel_in_chunk(&chunk_bin(&api, 0, 0).await.0, 5, 3),
+        [0x12, 0x34, 0x56]
+    );
 
     assert_eq!(paint(&api, 999, 999, "#ABCDEF", "new").await.seq, 2);
     let mut conn = stack.redis.conn().await;

@@ -170,3 +170,34 @@ pub async fn put_as_gateway(
         .await
         .expect("PUT /api/pixel")
 }
+
+/// Pixels along one side of a chunk (`/api/config`'s `chunkSize`).
+pub const CHUNK_SIZE: u32 = 256;
+
+/// One chunk as `GET /api/chunk/{cx}/{cy}.bin` answers it: its RGB,
+/// `X-Canvas-Seq` and `ETag` (checking `X-Canvas-Chunk-Size` on the way).
+pub async fn chunk_bin(base: &str, cx: u32, cy: u32) -> (Vec<u8>, u64, String) {
+    let r = client()
+        .get(format!("{base}/api/chunk/{cx}/{cy}.bin"))
+        .send()
+        .await
+        .expect("GET chunk");
+    assert_eq!(r.status(), 200, "chunk ({cx}, {cy})");
+    assert_eq!(
+        r.headers()["x-canvas-chunk-size"],
+        CHUNK_SIZE.to_string().as_str()
+    );
+    let seq = r.headers()["x-canvas-seq"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+    (r.bytes().await.unwrap().to_vec(), seq, etag)
+}
+
+/// Board pixel `(x, y)` in the RGB of the chunk that holds it.
+pub fn pixel_in_chunk(rgb: &[u8], x: u32, y: u32) -> [u8; 3] {
+    let i = (((y % CHUNK_SIZE) * CHUNK_SIZE + x % CHUNK_SIZE) * 3) as usize;
+    [rgb[i], rgb[i + 1], rgb[i + 2]]
+}
