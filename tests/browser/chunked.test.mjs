@@ -33,6 +33,9 @@ async function chunkedPixelCenter(page, x, y) {
  * screen; with `want`, whether it is that color. Runs in the page.
  */
 function shownInPage([x, y, want]) {
+  // Until main.js has read /api/config and made the board, nothing shows
+  // (a predicate that threw would end the wait instead of polling on).
+  if (!window.__canvas) return want === undefined ? null : false;
   const v = window.__canvas.view();
   const canvas = document.getElementById("chunks");
   const dpr = window.devicePixelRatio || 1;
