@@ -5,8 +5,11 @@
 //! row, white outside the board; `X-Canvas-Seq` is the last write the bytes
 //! include and `X-Canvas-Epoch` the board's epoch, read in the same atomic
 //! step, so a client applies exactly the events after it. The response is
-//! cacheable with revalidation: its `ETag` names the epoch and `seq`, and a
-//! matching `If-None-Match` is answered 304 without the bytes.
+//! cacheable with revalidation: its `ETag` is a hash of the chunk's bytes,
+//! so it changes only when the chunk does (a write elsewhere on the board
+//! leaves it), and a matching `If-None-Match` is answered 304 without the
+//! bytes but with the current `X-Canvas-Seq`, which the cached bytes are
+//! then still exact for.
 
 use std::sync::LazyLock;
 
@@ -19,6 +22,7 @@ use axum::routing::get;
 use protocol::http::{HEADER_CANVAS_CHUNK_SIZE, HEADER_CANVAS_EPOCH, HEADER_CANVAS_SEQ};
 
 use crate::AppState;
+use crate::checksum::fnv1a64;
 use crate::error::ApiError;
 use crate::store::chunk::{CHUNK_BYTES, CHUNK_SIZE, ChunkId};
 
@@ -46,7 +50,10 @@ async fn chunk(
         )));
     }
     let chunk = state.canvas.store().chunk(id).await?;
-    let etag = format!("\"{}.{}\"", chunk.epoch, chunk.seq);
+    let etag = match &chunk.rgb {
+        Some(rgb) => format!("\"c{:016x}\"", fnv1a64(rgb)),
+        None => "\"white\"".to_owned(),
+    };
     let fresh = request_headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())

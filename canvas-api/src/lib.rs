@@ -9,6 +9,7 @@ pub mod archive;
 pub mod auth;
 pub mod batch_routes;
 pub mod canvas;
+pub mod checksum;
 pub mod chunks;
 pub mod config;
 pub mod error;

@@ -121,28 +121,41 @@ async fn a_chunk_from_redis_is_the_same_rectangle_as_the_whole_board() {
 async fn a_chunk_is_revalidated_by_etag_and_bad_or_outside_paths_are_refused() {
     let (server, _dir) = crate::harness::single_process("etag", &[]).await;
     let base = server.http();
-    let (_, seq, etag) = chunk_bin(&base, 0, 0).await;
-    let again = client()
-        .get(format!("{base}/api/chunk/0/0.bin"))
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), 304);
-    assert!(again.bytes().await.unwrap().is_empty());
-    // A write anywhere moves the `seq`, so the tag no longer matches.
     assert_eq!(put_pixel(&base, 5, 5, "#000000", "e").await.status(), 200);
-    let changed = client()
-        .get(format!("{base}/api/chunk/0/0.bin"))
-        .header("if-none-match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let (_, seq, etag) = chunk_bin(&base, 0, 0).await;
+    let revalidate = |etag: String| {
+        let url = format!("{base}/api/chunk/0/0.bin");
+        async move {
+            client()
+                .get(url)
+                .header("if-none-match", etag)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let again = revalidate(etag.clone()).await;
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["x-canvas-seq"], seq.to_string().as_str());
+    assert!(again.bytes().await.unwrap().is_empty());
+    // A write in another chunk leaves this one's bytes, so its tag holds:
+    // 304 again, with the `seq` the cached bytes are now exact for.
+    assert_eq!(put_pixel(&base, 300, 5, "#000000", "e").await.status(), 200);
+    let elsewhere = revalidate(etag.clone()).await;
+    assert_eq!(elsewhere.status(), 304);
+    assert_eq!(
+        elsewhere.headers()["x-canvas-seq"],
+        (seq + 1).to_string().as_str()
+    );
+    // A write in this chunk changes its bytes, and so its tag.
+    assert_eq!(put_pixel(&base, 6, 5, "#000000", "e").await.status(), 200);
+    let changed = revalidate(etag.clone()).await;
     assert_eq!(changed.status(), 200);
     assert_eq!(
         changed.headers()["x-canvas-seq"],
-        (seq + 1).to_string().as_str()
+        (seq + 2).to_string().as_str()
     );
+    assert_ne!(changed.headers()["etag"], etag.as_str());
 
     for (path, status) in [
         ("/api/chunk/4/0.bin", 404),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use protocol::Color;
 
-use super::checksum::fnv1a64;
+use crate::checksum::fnv1a64;
 
 pub const MAGIC: &[u8; 8] = b"PXHIST01";
 

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use protocol::{Color, PixelUpdated};
 
-use super::checksum::fnv1a64;
+use crate::checksum::fnv1a64;
 
 pub const MAGIC: &[u8; 8] = b"PXLOG001";
 const HEADER_LEN: u64 = 16;

@@ -21,7 +21,6 @@
 //! reads.
 
 mod board;
-mod checksum;
 mod history;
 mod log;
 mod moderation;

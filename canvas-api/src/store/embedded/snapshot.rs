@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use super::PixelMeta;
 use super::board::Board;
-use super::checksum::fnv1a64;
+use crate::checksum::fnv1a64;
 use crate::store::Geometry;
 use crate::store::chunk::{CHUNK_BYTES, CHUNK_SIZE};
 

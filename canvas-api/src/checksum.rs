@@ -1,4 +1,5 @@
-//! FNV-1a, to tell a torn or corrupted record from a good one. Not a
+//! FNV-1a: tells a torn or corrupted record of the embedded store from a
+//! good one, and one chunk's bytes from other bytes (its `ETag`). Not a
 //! defence against tampering, which the data folder's permissions are.
 
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
