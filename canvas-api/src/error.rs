@@ -158,6 +158,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
             StoreError::Corrupt(cause) => ApiError::Internal(cause),
+            unsupported @ StoreError::Unsupported(_) => ApiError::Internal(unsupported.to_string()),
             StoreError::TooLargeToReadWhole { width, height } => {
                 ApiError::BoardTooLarge { width, height }
             }

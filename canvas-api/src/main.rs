@@ -61,10 +61,16 @@ async fn main() -> anyhow::Result<()> {
         canvas_api::store::CanvasStore::Embedded(_) => {
             Auth::start(&config.auth, None, Some(&config.store.data_dir)).await?
         }
+        // `open_store` does not open one yet: sessions and notices still
+        // take a single node's connection.
+        canvas_api::store::CanvasStore::Cluster(_) => {
+            anyhow::bail!("canvas-api does not serve a Redis Cluster store yet")
+        }
     };
     let announcer = match &store {
         canvas_api::store::CanvasStore::Redis(r) => Announcer::Redis(r.connection()),
-        canvas_api::store::CanvasStore::Embedded(_) => Announcer::Nobody,
+        canvas_api::store::CanvasStore::Embedded(_)
+        | canvas_api::store::CanvasStore::Cluster(_) => Announcer::Nobody,
     };
     let canvas = Canvas::from_args(store.clone(), &config.canvas);
     let tracker = TaskTracker::new();

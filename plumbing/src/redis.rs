@@ -54,6 +54,23 @@ pub async fn connect_manager(
     Ok(conn)
 }
 
+/// A connection to a Redis Cluster, from any of its nodes: it learns the
+/// slot map, routes each call by its first key, follows `MOVED`/`ASK`,
+/// reconnects to a node that comes back, and gives up on a call after
+/// [`RESPONSE_TIMEOUT`] like [`connect_manager`].
+pub async fn connect_cluster(
+    nodes: Vec<redis::ConnectionInfo>,
+) -> Result<redis::cluster_async::ClusterConnection, redis::RedisError> {
+    redis::cluster::ClusterClient::builder(nodes)
+        .connection_timeout(RESPONSE_TIMEOUT)
+        .response_timeout(RESPONSE_TIMEOUT)
+        .retries(2)
+        .max_retry_wait(500)
+        .build()?
+        .get_async_connection()
+        .await
+}
+
 /// Whether `INFO cluster` says the server is a node of a Redis Cluster.
 fn cluster_enabled(info: &str) -> bool {
     info.lines().any(|line| line.trim() == "cluster_enabled:1")

@@ -3,6 +3,13 @@
 
 /// Pub/sub channel carrying every `pixel_updated` event as its JSON text.
 pub const PIXEL_UPDATES_CHANNEL: &str = "pixel-updates";
+/// The sharded pub/sub channel (`SPUBLISH`/`SSUBSCRIBE`) of one 256² chunk
+/// on a Redis Cluster, carrying the chunk's `pixel_updated` events like
+/// [`PIXEL_UPDATES_CHANNEL`]. The `{c:CX:CY}` hash tag is the chunk's keys'
+/// tag, so the chunk's write script publishes on its own shard.
+pub fn chunk_channel(cx: u32, cy: u32) -> String {
+    format!("{PIXEL_UPDATES_CHANNEL}:{{c:{cx}:{cy}}}")
+}
 /// Pub/sub channel announcing that a pod's user list changed.
 pub const USER_EVENTS_CHANNEL: &str = "user-events";
 
@@ -91,4 +98,39 @@ pub mod canvas {
     /// Prefix of username claims (`canvas:session:<username>` = the id of
     /// the session holding the name, expiring with its token).
     pub const SESSION_CLAIM_PREFIX: &str = "canvas:session:";
+
+    /// Keys of a board kept on a Redis Cluster. Every key carries a hash
+    /// tag naming what it belongs to (a chunk, a user, an IP, or the board
+    /// as a whole), so each script touches one slot and the chunks spread
+    /// over the masters.
+    pub mod cluster {
+        /// One of a chunk's keys: `board` (as [`super::board_chunk`]),
+        /// `seq` (the chunk's last write), `epoch`, `log` (its replay log,
+        /// entry id `<seq>-0`), `meta` (hash from the pixel's offset in the
+        /// chunk to `"<seq>:<timestamp>:<#RRGGBB>:<username>"`).
+        pub fn chunk(cx: u32, cy: u32, what: &str) -> String {
+            format!("canvas:{{c:{cx}:{cy}}}:{what}")
+        }
+
+        /// One pixel's history list, beside its chunk.
+        pub fn pixel_history(cx: u32, cy: u32, index: usize) -> String {
+            format!("canvas:{{c:{cx}:{cy}}}:history:{index}")
+        }
+
+        /// One of a user's keys: `cooldown`, `pool`, `ban`, `pixels`.
+        pub fn user(username: &str, what: &str) -> String {
+            format!("canvas:{{u:{username}}}:{what}")
+        }
+
+        /// An IP's pixel pool (the key of `ip_key`).
+        pub fn ip_pool(ip_key: &str) -> String {
+            format!("canvas:{{ip:{ip_key}}}:pool")
+        }
+
+        /// One of the board-wide keys, all on one slot and rarely written:
+        /// `dimensions`, `bans`, `protections`, `protection-id`, `audit`.
+        pub fn board(what: &str) -> String {
+            format!("canvas:{{board}}:{what}")
+        }
+    }
 }

@@ -1,19 +1,24 @@
-//! The two stores keep the same rules: the same cases — cooldown, the
-//! user's pool, the IP's pool (IPv6 by /64), bans, protections, pixel
-//! history and the replay log — run against the embedded store and against
-//! Redis (a real `redis-server`), through `CanvasStore`, and must give the
-//! same outcomes, which are also checked against what the rules say.
+//! The stores keep the same rules: the same cases — cooldown, the user's
+//! pool, the IP's pool (IPv6 by /64), bans, protections, pixel history and
+//! the replay log — run against the embedded store, against Redis (a real
+//! `redis-server`) and against a real 3-master Redis Cluster, through
+//! `CanvasStore`, and must give the same outcomes, which are also checked
+//! against what the rules say. The board is one chunk, so the cluster's
+//! per-chunk `seq` counts like the others' canvas-wide one.
 
 use std::net::IpAddr;
 
+use canvas_api::store::chunk::ChunkId;
 use canvas_api::store::{
-    CanvasStore, EmbeddedStore, Gcra, Geometry, PlaceOutcome, RedisStore, Updates, Write,
+    CanvasStore, ClusterStore, EmbeddedStore, Gcra, Geometry, PlaceOutcome, RedisStore, Updates,
+    Write,
 };
 use protocol::Color;
 use protocol::http::{BanInfo, Rect};
 use redis::IntoConnectionInfo;
 
 use crate::harness::RedisServer;
+use crate::harness::redis_cluster::RedisCluster;
 
 const GEOMETRY: Geometry = Geometry {
     width: 100,
@@ -154,8 +159,16 @@ async fn cases(store: &CanvasStore) -> Vec<String> {
             .collect::<Vec<_>>()
     ));
 
-    // The replay log holds every stored write, in seq order.
-    match store.updates_since(0, 100, None).await.expect("updates") {
+    // The replay log holds every stored write, in seq order (on a cluster,
+    // the one chunk's log).
+    let updates = match store {
+        CanvasStore::Cluster(c) => {
+            c.chunk_updates_since(ChunkId { cx: 0, cy: 0 }, 0, 100, None)
+                .await
+        }
+        _ => store.updates_since(0, 100, None).await,
+    };
+    match updates.expect("updates") {
         Updates::Page(page) => log.push(format!(
             "replay log: seqs {:?}, latest {}",
             page.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
@@ -207,30 +220,50 @@ async fn the_embedded_store_and_redis_keep_the_same_rules() {
     );
 
     // And both say what the rules say.
-    let expected = [
-        "first placement: stored seq 1",
-        "again within the cooldown: cooldown",
-        "another user meanwhile: stored seq 2",
-        "pool pixel 1: stored seq 3",
-        "pool pixel 2: stored seq 4",
-        "pool pixel 3: pool empty",
-        "first address of a /64: stored seq 5",
-        "another address of that /64: ip limited",
-        "another /64: stored seq 6",
-        "banned user: banned",
-        "after the ban is lifted: stored seq 7",
-        "a protected corner: protected",
-        "just outside: stored seq 8",
-        "after unprotecting: stored seq 9",
-        "history by h1: stored seq 10",
-        "history by h2: stored seq 11",
-        "history by h3: stored seq 12",
-        "history of (50, 50): [(\"h3\", 12), (\"h2\", 11), (\"h1\", 10)]",
-        "replay log: seqs [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], latest 12",
-        "batch: stored seq 13, cooldown, stored seq 14",
-    ];
-    assert_eq!(embedded_log, expected);
+    assert_eq!(embedded_log, EXPECTED);
 }
+
+/// A Redis Cluster keeps the same rules though a placement's checks and
+/// its write run on different slots (the user's, the IP's, the chunk's).
+#[tokio::test]
+async fn a_redis_cluster_keeps_the_same_rules() {
+    let cluster = RedisCluster::start(3).await;
+    let nodes = cluster
+        .urls()
+        .into_iter()
+        .map(|u| u.into_connection_info().expect("a Redis URL"))
+        .collect();
+    let store = CanvasStore::Cluster(
+        ClusterStore::connect(nodes, GEOMETRY, 1000, 16)
+            .await
+            .expect("connect to the cluster"),
+    );
+    assert_eq!(cases(&store).await, EXPECTED);
+}
+
+/// What the rules say `cases` gives.
+const EXPECTED: [&str; 20] = [
+    "first placement: stored seq 1",
+    "again within the cooldown: cooldown",
+    "another user meanwhile: stored seq 2",
+    "pool pixel 1: stored seq 3",
+    "pool pixel 2: stored seq 4",
+    "pool pixel 3: pool empty",
+    "first address of a /64: stored seq 5",
+    "another address of that /64: ip limited",
+    "another /64: stored seq 6",
+    "banned user: banned",
+    "after the ban is lifted: stored seq 7",
+    "a protected corner: protected",
+    "just outside: stored seq 8",
+    "after unprotecting: stored seq 9",
+    "history by h1: stored seq 10",
+    "history by h2: stored seq 11",
+    "history by h3: stored seq 12",
+    "history of (50, 50): [(\"h3\", 12), (\"h2\", 11), (\"h1\", 10)]",
+    "replay log: seqs [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], latest 12",
+    "batch: stored seq 13, cooldown, stored seq 14",
+];
 
 /// Both stores' chunk reads agree on a 65,536² board (the embedded store's
 /// chunks in memory, Redis's one key per chunk): after placements at the

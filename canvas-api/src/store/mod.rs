@@ -15,10 +15,12 @@
 //! placement is checked against in the same atomic step.
 
 pub mod chunk;
+pub mod cluster;
 pub mod embedded;
 pub mod gcra;
 pub mod redis;
 pub mod redis_layout;
+mod redis_moderation;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -32,6 +34,7 @@ use crate::metrics::Counter;
 
 pub use self::gcra::Gcra;
 
+pub use self::cluster::ClusterStore;
 pub use self::embedded::EmbeddedStore;
 pub use self::redis::RedisStore;
 
@@ -222,6 +225,10 @@ pub enum StoreError {
     /// it is read by chunks.
     #[error("the {width}x{height} board is too large to read whole; read it by chunks")]
     TooLargeToReadWhole { width: u32, height: u32 },
+    /// An operation the Redis Cluster store does not have yet
+    /// (ARCHITECTURE.md, "Growing past one Redis").
+    #[error("{0} are not available on a Redis Cluster yet")]
+    Unsupported(&'static str),
 }
 
 /// The largest board read whole (`canvas.bin`, PNG, keyframes): a 300 MB
@@ -236,6 +243,7 @@ pub const MAX_WHOLE_READ_BYTES: u64 = crate::config::MAX_BOARD_BYTES;
 #[derive(Clone)]
 pub enum CanvasStore {
     Redis(RedisStore),
+    Cluster(ClusterStore),
     Embedded(EmbeddedStore),
 }
 
@@ -245,6 +253,7 @@ impl CanvasStore {
     pub fn announce_failures(&self) -> Arc<Counter> {
         match self {
             CanvasStore::Redis(s) => s.announce_failures(),
+            CanvasStore::Cluster(s) => s.announce_failures(),
             CanvasStore::Embedded(s) => s.announce_failures(),
         }
     }
@@ -260,6 +269,7 @@ impl CanvasStore {
     pub fn geometry(&self) -> Geometry {
         match self {
             CanvasStore::Redis(s) => s.geometry(),
+            CanvasStore::Cluster(s) => s.geometry(),
             CanvasStore::Embedded(s) => s.geometry(),
         }
     }
@@ -278,6 +288,7 @@ impl CanvasStore {
     pub async fn place_many(&self, writes: &[Write]) -> Result<Vec<PlaceOutcome>, StoreError> {
         match self {
             CanvasStore::Redis(s) => s.place_many(writes).await,
+            CanvasStore::Cluster(s) => s.place_many(writes).await,
             CanvasStore::Embedded(s) => s.place_many(writes),
         }
     }
@@ -293,6 +304,7 @@ impl CanvasStore {
         }
         match self {
             CanvasStore::Redis(s) => s.snapshot().await,
+            CanvasStore::Cluster(_) => Err(StoreError::Unsupported("whole-board reads")),
             CanvasStore::Embedded(s) => Ok(s.snapshot()),
         }
     }
@@ -302,6 +314,7 @@ impl CanvasStore {
         debug_assert!(self.geometry().has_chunk(id));
         match self {
             CanvasStore::Redis(s) => s.chunk(id).await,
+            CanvasStore::Cluster(s) => s.chunk(id).await,
             CanvasStore::Embedded(s) => Ok(s.chunk(id)),
         }
     }
@@ -309,6 +322,7 @@ impl CanvasStore {
     pub async fn pixel(&self, x: u32, y: u32) -> Result<Option<PixelRecord>, StoreError> {
         match self {
             CanvasStore::Redis(s) => s.pixel(x, y).await,
+            CanvasStore::Cluster(s) => s.pixel(x, y).await,
             CanvasStore::Embedded(s) => Ok(s.pixel(x, y)),
         }
     }
@@ -323,6 +337,7 @@ impl CanvasStore {
     ) -> Result<Updates, StoreError> {
         match self {
             CanvasStore::Redis(s) => s.updates_since(since, limit, epoch).await,
+            CanvasStore::Cluster(_) => Err(StoreError::Unsupported("the canvas-wide replay log")),
             CanvasStore::Embedded(s) => Ok(s.updates_since(since, limit, epoch)),
         }
     }
@@ -331,6 +346,7 @@ impl CanvasStore {
     pub async fn latest_seq(&self) -> Result<u64, StoreError> {
         match self {
             CanvasStore::Redis(s) => s.latest_seq().await,
+            CanvasStore::Cluster(_) => Err(StoreError::Unsupported("the canvas-wide seq")),
             CanvasStore::Embedded(s) => Ok(s.latest_seq()),
         }
     }
@@ -339,6 +355,7 @@ impl CanvasStore {
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
             CanvasStore::Redis(s) => s.ping().await,
+            CanvasStore::Cluster(s) => s.ping().await,
             CanvasStore::Embedded(s) => s.ping(),
         }
     }
@@ -347,6 +364,7 @@ impl CanvasStore {
     pub async fn history(&self, x: u32, y: u32) -> Result<Vec<PixelRecord>, StoreError> {
         match self {
             CanvasStore::Redis(s) => s.history(x, y).await,
+            CanvasStore::Cluster(s) => s.history(x, y).await,
             CanvasStore::Embedded(s) => Ok(s.history(x, y)),
         }
     }
@@ -356,7 +374,7 @@ impl CanvasStore {
     /// start-up); 0 when histories are complete up to `HISTORY_LEN`.
     pub fn history_floor(&self) -> u64 {
         match self {
-            CanvasStore::Redis(_) => 0,
+            CanvasStore::Redis(_) | CanvasStore::Cluster(_) => 0,
             CanvasStore::Embedded(s) => s.history_floor(),
         }
     }
@@ -382,6 +400,7 @@ impl CanvasStore {
     ) -> Result<Vec<((u32, u32), Vec<PixelRecord>)>, StoreError> {
         match self {
             CanvasStore::Redis(s) => s.histories_of(pixels).await,
+            CanvasStore::Cluster(s) => s.histories_of(pixels).await,
             CanvasStore::Embedded(s) => Ok(pixels
                 .iter()
                 .map(|&(x, y)| ((x, y), s.history(x, y)))
@@ -398,6 +417,7 @@ impl CanvasStore {
     ) -> Result<Vec<(u32, u32)>, StoreError> {
         match self {
             CanvasStore::Redis(s) => s.user_pixels_since(username, since).await,
+            CanvasStore::Cluster(s) => s.user_pixels_since(username, since).await,
             CanvasStore::Embedded(s) => Ok(s.user_pixels_since(username, since)),
         }
     }
@@ -406,6 +426,7 @@ impl CanvasStore {
     pub async fn cleared(&self) -> Result<Option<(u64, u64)>, StoreError> {
         match self {
             CanvasStore::Redis(s) => s.cleared().await,
+            CanvasStore::Cluster(_) => Err(StoreError::Unsupported("board clears")),
             CanvasStore::Embedded(s) => Ok(s.cleared()),
         }
     }
@@ -420,6 +441,7 @@ impl CanvasStore {
     ) -> Result<Vec<PixelUpdated>, StoreError> {
         match self {
             CanvasStore::Redis(s) => s.rewrite(writes, username).await,
+            CanvasStore::Cluster(_) => Err(StoreError::Unsupported("moderation rewrites")),
             CanvasStore::Embedded(s) => s.rewrite(writes, username),
         }
     }
@@ -430,6 +452,7 @@ impl CanvasStore {
     pub async fn clear(&self) -> Result<(u64, u64), StoreError> {
         match self {
             CanvasStore::Redis(s) => s.clear().await,
+            CanvasStore::Cluster(_) => Err(StoreError::Unsupported("board clears")),
             // Writes and syncs a whole snapshot: off the async threads.
             CanvasStore::Embedded(s) => {
                 let s = s.clone();
@@ -443,6 +466,7 @@ impl CanvasStore {
     pub async fn ban(&self, ban: &BanInfo) -> Result<(), StoreError> {
         match self {
             CanvasStore::Redis(s) => s.ban(ban).await,
+            CanvasStore::Cluster(s) => s.ban(ban).await,
             CanvasStore::Embedded(s) => s.ban(ban),
         }
     }
@@ -451,6 +475,7 @@ impl CanvasStore {
     pub async fn unban(&self, username: &str) -> Result<bool, StoreError> {
         match self {
             CanvasStore::Redis(s) => s.unban(username).await,
+            CanvasStore::Cluster(s) => s.unban(username).await,
             CanvasStore::Embedded(s) => s.unban(username),
         }
     }
@@ -459,6 +484,7 @@ impl CanvasStore {
     pub async fn bans(&self) -> Result<Vec<BanInfo>, StoreError> {
         match self {
             CanvasStore::Redis(s) => s.bans(now_ms()).await,
+            CanvasStore::Cluster(s) => s.bans(now_ms()).await,
             CanvasStore::Embedded(s) => Ok(s.bans(now_ms())),
         }
     }
@@ -472,6 +498,7 @@ impl CanvasStore {
     ) -> Result<Option<Protection>, StoreError> {
         match self {
             CanvasStore::Redis(s) => s.protect(rect, by, at).await,
+            CanvasStore::Cluster(s) => s.protect(rect, by, at).await,
             CanvasStore::Embedded(s) => s.protect(rect, by, at),
         }
     }
@@ -480,6 +507,7 @@ impl CanvasStore {
     pub async fn unprotect(&self, id: u64) -> Result<bool, StoreError> {
         match self {
             CanvasStore::Redis(s) => s.unprotect(id).await,
+            CanvasStore::Cluster(s) => s.unprotect(id).await,
             CanvasStore::Embedded(s) => s.unprotect(id),
         }
     }
@@ -487,6 +515,7 @@ impl CanvasStore {
     pub async fn protections(&self) -> Result<Vec<Protection>, StoreError> {
         match self {
             CanvasStore::Redis(s) => s.protections().await,
+            CanvasStore::Cluster(s) => s.protections().await,
             CanvasStore::Embedded(s) => Ok(s.protections()),
         }
     }
@@ -495,6 +524,7 @@ impl CanvasStore {
     pub async fn audit_push(&self, entry: &AuditEntry) -> Result<(), StoreError> {
         match self {
             CanvasStore::Redis(s) => s.audit_push(entry).await,
+            CanvasStore::Cluster(s) => s.audit_push(entry).await,
             CanvasStore::Embedded(s) => s.audit_push(entry),
         }
     }
@@ -503,6 +533,7 @@ impl CanvasStore {
     pub async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         match self {
             CanvasStore::Redis(s) => s.audit(limit).await,
+            CanvasStore::Cluster(s) => s.audit(limit).await,
             CanvasStore::Embedded(s) => Ok(s.audit(limit)),
         }
     }
@@ -510,7 +541,7 @@ impl CanvasStore {
     /// Makes what was acknowledged durable before the process exits.
     pub async fn flush(&self) -> Result<(), StoreError> {
         match self {
-            CanvasStore::Redis(_) => Ok(()),
+            CanvasStore::Redis(_) | CanvasStore::Cluster(_) => Ok(()),
             CanvasStore::Embedded(s) => s.flush(),
         }
     }

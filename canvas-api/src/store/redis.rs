@@ -27,11 +27,24 @@ use protocol::http::{AuditEntry, BanInfo, Protection, Rect};
 
 use super::chunk::{CHUNK_BYTES, CHUNK_SIZE, ChunkId};
 use super::redis_layout::BoardLayout;
+use super::redis_moderation::{self as moderation, ModerationKeys};
 use super::{
-    AUDIT_LEN, ChunkSnapshot, Geometry, MAX_PROTECTIONS, PixelRecord, PlaceOutcome, ReplayPage,
-    Rewrite, Snapshot, StoreError, USER_PIXELS_LEN, Updates, Write, ip_key, pixel_updated_prefix,
+    ChunkSnapshot, Geometry, PixelRecord, PlaceOutcome, ReplayPage, Rewrite, Snapshot, StoreError,
+    USER_PIXELS_LEN, Updates, Write, ip_key, pixel_updated_prefix,
 };
 use crate::metrics::Counter;
+
+/// Where a single node keeps bans, protections and the audit log: the
+/// names every board before the cluster used.
+static MODERATION_KEYS: std::sync::LazyLock<ModerationKeys> =
+    std::sync::LazyLock::new(|| ModerationKeys {
+        ban: |username| format!("{}{username}", keys::BAN_PREFIX),
+        bans: keys::BANS.to_owned(),
+        protections: keys::PROTECTIONS.to_owned(),
+        protection_id: keys::PROTECTION_ID.to_owned(),
+        audit: keys::AUDIT.to_owned(),
+        one_slot: true,
+    });
 
 /// Moderation writes per `rewrite.lua` call: Redis serves nothing else
 /// while a script runs, so a big rollback goes in slices.
@@ -547,54 +560,16 @@ impl RedisStore {
     }
 
     pub async fn ban(&self, ban: &BanInfo) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let key = format!("{}{}", keys::BAN_PREFIX, ban.username);
-        let json = serde_json::to_string(ban).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        let set = pipe.cmd("SET").arg(&key).arg(&json);
-        if let Some(until) = ban.until {
-            // The ban ends by itself: the key expires.
-            set.arg("PXAT").arg(until.max(1));
-        }
-        pipe.ignore()
-            .hset(keys::BANS, &ban.username, &json)
-            .ignore();
-        let _: () = pipe.query_async(&mut conn).await.map_err(unavailable)?;
-        Ok(())
+        moderation::ban(&mut self.conn.clone(), &MODERATION_KEYS, ban).await
     }
 
     pub async fn unban(&self, username: &str) -> Result<bool, StoreError> {
-        let mut conn = self.conn.clone();
-        let (removed, _): (u64, u64) = redis::pipe()
-            .atomic()
-            .del(format!("{}{username}", keys::BAN_PREFIX))
-            .hdel(keys::BANS, username)
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(removed > 0)
+        moderation::unban(&mut self.conn.clone(), &MODERATION_KEYS, username).await
     }
 
     /// Bans in force at `now` (ms); expired ones are dropped from the list.
     pub async fn bans(&self, now: u64) -> Result<Vec<BanInfo>, StoreError> {
-        let mut conn = self.conn.clone();
-        let all: Vec<String> = conn.hvals(keys::BANS).await.map_err(unavailable)?;
-        let mut live = Vec::new();
-        for json in all {
-            let ban: BanInfo = serde_json::from_str(&json)
-                .map_err(|e| StoreError::Corrupt(format!("ban {json:?}: {e}")))?;
-            if ban.until.is_some_and(|u| u <= now) {
-                let _: u64 = conn
-                    .hdel(keys::BANS, &ban.username)
-                    .await
-                    .map_err(unavailable)?;
-            } else {
-                live.push(ban);
-            }
-        }
-        live.sort_by(|a, b| a.username.cmp(&b.username));
-        Ok(live)
+        moderation::bans(&mut self.conn.clone(), &MODERATION_KEYS, now).await
     }
 
     pub async fn protect(
@@ -603,78 +578,23 @@ impl RedisStore {
         by: &str,
         at: u64,
     ) -> Result<Option<Protection>, StoreError> {
-        let mut conn = self.conn.clone();
-        let count: usize = conn.hlen(keys::PROTECTIONS).await.map_err(unavailable)?;
-        if count >= MAX_PROTECTIONS {
-            return Ok(None);
-        }
-        let id: u64 = conn
-            .incr(keys::PROTECTION_ID, 1)
-            .await
-            .map_err(unavailable)?;
-        let protection = Protection {
-            id,
-            rect,
-            by: by.to_owned(),
-            at,
-        };
-        let json =
-            serde_json::to_string(&protection).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let _: () = conn
-            .hset(keys::PROTECTIONS, id, json)
-            .await
-            .map_err(unavailable)?;
-        Ok(Some(protection))
+        moderation::protect(&mut self.conn.clone(), &MODERATION_KEYS, rect, by, at).await
     }
 
     pub async fn unprotect(&self, id: u64) -> Result<bool, StoreError> {
-        let mut conn = self.conn.clone();
-        let removed: u64 = conn
-            .hdel(keys::PROTECTIONS, id)
-            .await
-            .map_err(unavailable)?;
-        Ok(removed > 0)
+        moderation::unprotect(&mut self.conn.clone(), &MODERATION_KEYS, id).await
     }
 
     pub async fn protections(&self) -> Result<Vec<Protection>, StoreError> {
-        let mut conn = self.conn.clone();
-        let all: Vec<String> = conn.hvals(keys::PROTECTIONS).await.map_err(unavailable)?;
-        let mut list = all
-            .iter()
-            .map(|j| {
-                serde_json::from_str::<Protection>(j)
-                    .map_err(|e| StoreError::Corrupt(format!("protection {j:?}: {e}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        list.sort_by_key(|p| p.id);
-        Ok(list)
+        moderation::protections(&mut self.conn.clone(), &MODERATION_KEYS).await
     }
 
     pub async fn audit_push(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        let json = serde_json::to_string(entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let _: () = redis::pipe()
-            .atomic()
-            .lpush(keys::AUDIT, json)
-            .ltrim(keys::AUDIT, 0, AUDIT_LEN as isize - 1)
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        moderation::audit_push(&mut self.conn.clone(), &MODERATION_KEYS, entry).await
     }
 
     pub async fn audit(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut conn = self.conn.clone();
-        let all: Vec<String> = conn
-            .lrange(keys::AUDIT, 0, limit.clamp(1, AUDIT_LEN) as isize - 1)
-            .await
-            .map_err(unavailable)?;
-        all.iter()
-            .map(|j| {
-                serde_json::from_str(j)
-                    .map_err(|e| StoreError::Corrupt(format!("audit entry {j:?}: {e}")))
-            })
-            .collect()
+        moderation::audit(&mut self.conn.clone(), &MODERATION_KEYS, limit).await
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -688,7 +608,7 @@ impl RedisStore {
 }
 
 /// A candidate epoch, kept only when the board has none.
-fn new_epoch() -> String {
+pub(super) fn new_epoch() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
@@ -698,12 +618,12 @@ fn from_value<T: redis::FromRedisValue>(value: Option<Value>) -> Result<T, Store
         .map_err(|e| StoreError::Corrupt(format!("a chunk read answered {e}")))
 }
 
-fn unavailable(e: redis::RedisError) -> StoreError {
+pub(super) fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
 /// Parses `"<seq>:<timestamp>:<#RRGGBB>:<username>"`.
-fn parse_meta(meta: &str) -> Result<PixelRecord, StoreError> {
+pub(super) fn parse_meta(meta: &str) -> Result<PixelRecord, StoreError> {
     let bad = || StoreError::Corrupt(format!("pixel metadata {meta:?}"));
     let mut parts = meta.splitn(4, ':');
     let seq = parts.next().and_then(|s| s.parse().ok()).ok_or_else(bad)?;
@@ -718,7 +638,7 @@ fn parse_meta(meta: &str) -> Result<PixelRecord, StoreError> {
     })
 }
 
-fn parse_updates(reply: Value, since: u64, limit: usize) -> Result<Updates, StoreError> {
+pub(super) fn parse_updates(reply: Value, since: u64, limit: usize) -> Result<Updates, StoreError> {
     let bad = |what: &str| StoreError::Corrupt(format!("updates script answered {what}"));
     let Value::Array(parts) = reply else {
         return Err(bad("a non-array"));

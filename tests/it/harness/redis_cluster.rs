@@ -1,6 +1,8 @@
 //! A real Redis Cluster on loopback: three masters (no replicas) on free
 //! ports, each with its cluster bus on port + 10000, joined with
-//! `redis-cli --cluster create`, killed when dropped.
+//! `redis-cli --cluster create`, killed when dropped. Each node keeps an
+//! append-only file synced on every write, so a node killed and restarted
+//! ([`RedisCluster::restart`]) comes back with every write it answered.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -15,8 +17,27 @@ const FORM_WITHIN: Duration = Duration::from_secs(15);
 
 pub struct RedisCluster {
     pub ports: Vec<u16>,
-    _nodes: Vec<Child>,
-    _dir: TempDir,
+    nodes: Vec<Option<Child>>,
+    dir: TempDir,
+}
+
+/// Starts one node; its data and `nodes.conf` live in `dir/<port>`.
+fn spawn_node(dir: &std::path::Path, port: u16) -> Child {
+    let node_dir = dir.join(port.to_string());
+    std::fs::create_dir_all(&node_dir).expect("node dir");
+    Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
+        .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+        .arg("--dir")
+        .arg(&node_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot run redis-server ({e}); install it with `apt-get install redis-server` (scripts/test.sh does)")
+        })
 }
 
 impl RedisCluster {
@@ -24,25 +45,7 @@ impl RedisCluster {
     pub async fn start(masters: usize) -> RedisCluster {
         let dir = super::temp_dir("redis-cluster");
         let ports: Vec<u16> = (0..masters).map(|_| bus_free_port()).collect();
-        let mut nodes = Vec::new();
-        for &port in &ports {
-            let node_dir = dir.join(port.to_string());
-            std::fs::create_dir_all(&node_dir).expect("node dir");
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"])
-                .args(["--save", "", "--appendonly", "no"])
-                .arg("--dir")
-                .arg(&node_dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("cannot run redis-server ({e}); install it with `apt-get install redis-server` (scripts/test.sh does)")
-                });
-            nodes.push(child);
-        }
+        let nodes: Vec<Option<Child>> = ports.iter().map(|&p| Some(spawn_node(&dir, p))).collect();
         for &port in &ports {
             wait_answering(port).await;
         }
@@ -63,11 +66,30 @@ impl RedisCluster {
         for &port in &ports {
             wait_cluster_ok(port).await;
         }
-        RedisCluster {
-            ports,
-            _nodes: nodes,
-            _dir: dir,
+        RedisCluster { ports, nodes, dir }
+    }
+
+    /// Kills node `i` (SIGKILL, by the child handle this harness holds).
+    pub async fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].take() {
+            child.kill().await.expect("kill a cluster node");
         }
+    }
+
+    /// Starts node `i` again on its port and data, and waits until every
+    /// node says the cluster is whole again.
+    pub async fn restart(&mut self, i: usize) {
+        self.kill(i).await;
+        self.nodes[i] = Some(spawn_node(&self.dir, self.ports[i]));
+        wait_answering(self.ports[i]).await;
+        for &port in &self.ports {
+            wait_cluster_ok(port).await;
+        }
+    }
+
+    /// Every node's URL, what a cluster client starts from.
+    pub fn urls(&self) -> Vec<String> {
+        (0..self.ports.len()).map(|i| self.url(i)).collect()
     }
 
     /// The URL of node `i`.

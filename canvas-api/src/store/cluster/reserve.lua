@@ -1,0 +1,60 @@
+-- A user's part of placements on a Redis Cluster, on the user's slot: for
+-- each of the user's writes in a batch, in order, the ban, the protection
+-- (decided by the caller from the board's protections), the cooldown and
+-- the pixel pool, in the order place.lua checks them. A write that passes
+-- takes its cooldown and its pool share at once, so the user's next write
+-- (in this batch, or from another replica) meets them. The pixel itself is
+-- written afterwards on its chunk's slot; a write that does not get there
+-- gives its share back through refund.lua.
+--
+-- KEYS[1] ban, KEYS[2] cooldown, KEYS[3] pool
+-- ARGV[1] a token the cooldowns set here hold (refund.lua deletes only a
+-- cooldown that still holds it); then four per write i (0-based) at
+-- 1 + 4i + : 1 protected (1 or 0), 2 cooldown ms, 3 pool size (0: none),
+-- 4 pool refill ms.
+-- Returns one reply per write: {1} reserved; {0, ms} cooldown; {2, ms}
+-- pool empty; {4} banned; {5} protected.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local banned = redis.call('EXISTS', KEYS[1]) == 1
+
+local function reserve(a)
+  if banned then
+    return {4}
+  end
+  if ARGV[a + 1] == '1' then
+    return {5}
+  end
+  local cooldown = tonumber(ARGV[a + 2])
+  if cooldown > 0 and redis.call('EXISTS', KEYS[2]) == 1 then
+    local ttl = redis.call('PTTL', KEYS[2])
+    if ttl < 1 then ttl = 1 end
+    return {0, ttl}
+  end
+  local size = tonumber(ARGV[a + 3])
+  local tat
+  if size > 0 then
+    -- GCRA, as in place.lua.
+    local refill = tonumber(ARGV[a + 4])
+    tat = tonumber(redis.call('GET', KEYS[3]) or '0')
+    if tat < now then tat = now end
+    tat = tat + refill
+    local allowed_at = tat - size * refill
+    if allowed_at > now then
+      return {2, math.max(allowed_at - now, 1)}
+    end
+  end
+  if cooldown > 0 then
+    redis.call('SET', KEYS[2], ARGV[1], 'PX', cooldown)
+  end
+  if tat then
+    redis.call('SET', KEYS[3], string.format('%d', tat), 'PX', math.max(tat - now, 1))
+  end
+  return {1}
+end
+
+local replies = {}
+for i = 0, (#ARGV - 1) / 4 - 1 do
+  replies[i + 1] = reserve(1 + 4 * i)
+end
+return replies
