@@ -625,6 +625,7 @@ async fn a_moderation_write_planned_before_a_placement_leaves_that_placement() {
             .arg("~moderation")
             .arg(16)
             .arg(protocol::names::PIXEL_UPDATES_CHANNEL)
+            .arg("") // no sharded channel on one node
             .arg(index)
             .arg(1)
             .arg(1)

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use canvas_api::store::chunk::{CHUNK_SIZE, ChunkId, offset_in_chunk};
-use canvas_api::store::{ClusterStore, Geometry, PlaceOutcome, Updates, Write};
+use canvas_api::store::{ClusterStore, Geometry, PlaceOutcome, Rewrite, Updates, Write};
 use futures_util::StreamExt;
 use protocol::{Color, ServerMessage, names};
 use redis::IntoConnectionInfo;
@@ -380,4 +380,71 @@ async fn a_master_restarted_mid_traffic_loses_nothing_acknowledged() {
     for (w, _) in acked.iter().step_by(97) {
         assert_eq!(shown(&store, w.x, w.y).await, w.color.rgb(), "{w:?}");
     }
+}
+
+/// A moderation rewrite on a cluster compares with the pixel's last `seq`
+/// in its chunk: a stale plan changes nothing, a current one is written as
+/// the chunk's next `seq`, into the board, the history and the log.
+#[tokio::test]
+async fn a_moderation_rewrite_is_a_compare_and_set_on_the_chunks_seq() {
+    let cluster = RedisCluster::start(3).await;
+    let store = cluster_store(&cluster, BIG).await;
+    let first = nth_write(70); // chunk (6, 0)
+    let second = Write {
+        color: Color([1, 2, 3]),
+        username: "second".into(),
+        ..first.clone()
+    };
+    let elsewhere = nth_write(71);
+    for w in [&first, &second, &elsewhere] {
+        store.place_many(std::slice::from_ref(w)).await.unwrap();
+    }
+    let rewrite = |expected_seq, color: &str| Rewrite {
+        x: first.x,
+        y: first.y,
+        color: color.parse().unwrap(),
+        expected_seq,
+    };
+    // Planned when `first` (seq 1) was the last write: `second` stays.
+    let stale = store
+        .rewrite(&[rewrite(1, "#AAAAAA")], "~mod")
+        .await
+        .unwrap();
+    assert!(stale.is_empty(), "{stale:?}");
+    assert_eq!(shown(&store, first.x, first.y).await, [1, 2, 3]);
+
+    let undone = store
+        .rewrite(&[rewrite(2, "#ABCDEF")], "~mod")
+        .await
+        .unwrap();
+    assert_eq!(
+        undone.iter().map(|e| (e.x, e.y, e.seq)).collect::<Vec<_>>(),
+        [(first.x, first.y, 3)]
+    );
+    assert_eq!(shown(&store, first.x, first.y).await, [0xAB, 0xCD, 0xEF]);
+    let history = store.history(first.x, first.y).await.unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|r| (r.username.as_str(), r.seq))
+            .collect::<Vec<_>>(),
+        [("~mod", 3), ("second", 2), (first.username.as_str(), 1)]
+    );
+    let Updates::Page(page) = store
+        .chunk_updates_since(BIG.chunk_of(first.x, first.y), 2, 10, None)
+        .await
+        .unwrap()
+    else {
+        panic!("the chunk's log is gone");
+    };
+    assert_eq!(page.events, undone);
+    // The other chunk's seq did not move.
+    assert_eq!(
+        store
+            .chunk(BIG.chunk_of(elsewhere.x, elsewhere.y))
+            .await
+            .unwrap()
+            .seq,
+        1
+    );
 }

@@ -441,7 +441,7 @@ impl CanvasStore {
     ) -> Result<Vec<PixelUpdated>, StoreError> {
         match self {
             CanvasStore::Redis(s) => s.rewrite(writes, username).await,
-            CanvasStore::Cluster(_) => Err(StoreError::Unsupported("moderation rewrites")),
+            CanvasStore::Cluster(s) => s.rewrite(writes, username).await,
             CanvasStore::Embedded(s) => s.rewrite(writes, username),
         }
     }

@@ -48,7 +48,7 @@ static MODERATION_KEYS: std::sync::LazyLock<ModerationKeys> =
 
 /// Moderation writes per `rewrite.lua` call: Redis serves nothing else
 /// while a script runs, so a big rollback goes in slices.
-const REWRITE_BATCH: usize = 500;
+pub(super) const REWRITE_BATCH: usize = 500;
 /// History reads per pipelined round trip.
 const HISTORY_BATCH: usize = 2000;
 
@@ -501,7 +501,8 @@ impl RedisStore {
                 .arg(self.log_len)
                 .arg(username)
                 .arg(self.history_len)
-                .arg(PIXEL_UPDATES_CHANNEL);
+                .arg(PIXEL_UPDATES_CHANNEL)
+                .arg("");
             for w in slice {
                 let index = self.geometry.index(w.x, w.y);
                 let (pixels_key, offset) = self.layout.pixel_slot(self.geometry, w.x, w.y);

@@ -23,9 +23,11 @@
 //!
 //! Not built yet, refused with [`StoreError::Unsupported`]: whole-board
 //! reads (they need a `seq` per chunk), the canvas-wide replay log and
-//! `seq`, moderation rewrites and clears.
+//! `seq`, and clears (their one `seq` marks which history entries came
+//! before; on a cluster that needs a mark per chunk).
 
 mod place;
+mod rewrite;
 
 use std::sync::Arc;
 
@@ -64,6 +66,8 @@ struct Scripts {
     ip_pool: Script,
     write: Script,
     read_chunk: Script,
+    /// The single node's moderation writer, on one chunk's keys.
+    rewrite: Script,
     /// The single node's replay-log reader, on one chunk's keys.
     updates: Script,
 }
@@ -107,6 +111,7 @@ impl ClusterStore {
                 ip_pool: Script::new(include_str!("ip_pool.lua")),
                 write: Script::new(include_str!("write.lua")),
                 read_chunk: Script::new(include_str!("read_chunk.lua")),
+                rewrite: Script::new(include_str!("../rewrite.lua")),
                 updates: Script::new(include_str!("../updates.lua")),
             }),
             announce_failures: Arc::default(),
