@@ -6,9 +6,9 @@
 
 use std::sync::Arc;
 
+use plumbing::redis::Connection;
 use protocol::ServerMessage;
 use protocol::names::user_channel;
-use redis::aio::ConnectionManager;
 
 /// Takes a username and the JSON of a message addressed to that user.
 pub type LocalUserSink = Arc<dyn Fn(&str, String) + Send + Sync>;
@@ -18,7 +18,7 @@ pub enum Announcer {
     /// No gateway listens (a standalone canvas-api on the embedded store).
     Nobody,
     /// `PUBLISH user:<username>`.
-    Redis(ConnectionManager),
+    Redis(Connection),
     /// Handed to the gateway in the same process.
     Local { users: LocalUserSink },
 }
@@ -39,7 +39,7 @@ impl Announcer {
     }
 }
 
-async fn publish(conn: &ConnectionManager, channel: &str, json: String) -> Result<(), String> {
+async fn publish(conn: &Connection, channel: &str, json: String) -> Result<(), String> {
     redis::cmd("PUBLISH")
         .arg(channel)
         .arg(json)

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use hmac::{Hmac, Mac};
+use plumbing::redis::Connection;
 use protocol::names::canvas as keys;
 use protocol::username::is_valid_username;
-use redis::aio::ConnectionManager;
 use sha2::Sha256;
 
 use crate::client_ip::{ForwardedForWatch, client_ip};
@@ -93,7 +93,7 @@ struct AuthInner {
 }
 
 enum Claims {
-    Redis(ConnectionManager),
+    Redis(Connection),
     /// Username → (session id, until when).
     Local(Mutex<HashMap<String, (String, Instant)>>),
 }
@@ -110,7 +110,7 @@ impl Auth {
     /// process without Redis.
     pub async fn start(
         args: &AuthArgs,
-        redis: Option<ConnectionManager>,
+        redis: Option<Connection>,
         data_dir: Option<&Path>,
     ) -> anyhow::Result<Auth> {
         args.validate().map_err(anyhow::Error::msg)?;
@@ -378,7 +378,7 @@ return left
 ";
 
 /// The secret every pod on this Redis shares: the first to start sets it.
-async fn shared_secret(mut conn: ConnectionManager) -> anyhow::Result<Vec<u8>> {
+async fn shared_secret(mut conn: Connection) -> anyhow::Result<Vec<u8>> {
     let candidate = random_hex(32);
     let (): () = redis::cmd("SET")
         .arg(keys::AUTH_SECRET)

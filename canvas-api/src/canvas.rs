@@ -13,6 +13,7 @@ use crate::config::CanvasArgs;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::palette::Palette;
+use crate::store::chunk::ChunkId;
 use crate::store::{
     CanvasStore, Gcra, Geometry, PixelRecord, PlaceOutcome, ReplayPage, Snapshot, Updates, Write,
 };
@@ -106,7 +107,13 @@ impl Canvas {
 
     /// The board's rules, and the `seq` they were read at.
     pub async fn config(&self) -> Result<CanvasConfig, ApiError> {
-        let seq = self.inner.store.latest_seq().await?;
+        let store = &self.inner.store;
+        let clustered = matches!(store, CanvasStore::Cluster(_));
+        let seq = if clustered {
+            0
+        } else {
+            store.latest_seq().await?
+        };
         let g = self.geometry();
         Ok(CanvasConfig {
             width: g.width,
@@ -120,7 +127,7 @@ impl Canvas {
             // The board's owner does not know; `/api/config` fills it in.
             auth_required: false,
             chunk_size: crate::store::chunk::CHUNK_SIZE,
-            whole_board: g.byte_len() as u64 <= crate::store::MAX_WHOLE_READ_BYTES,
+            whole_board: !clustered && g.byte_len() as u64 <= crate::store::MAX_WHOLE_READ_BYTES,
         })
     }
 
@@ -305,6 +312,30 @@ impl Canvas {
     ) -> Result<ReplayPage, ApiError> {
         let limit = limit.clamp(1, MAX_UPDATES_PAGE);
         match self.inner.store.updates_since(since, limit, epoch).await? {
+            Updates::Page(page) => Ok(page),
+            Updates::Gone { latest_seq } => Err(ApiError::Gone { since, latest_seq }),
+        }
+    }
+
+    /// One chunk's events after its `seq` `since`, on a Redis Cluster
+    /// (which counts `seq` per chunk); elsewhere `seq` is canvas-wide and
+    /// [`Self::updates_since`] serves every chunk.
+    pub async fn chunk_updates_since(
+        &self,
+        id: ChunkId,
+        since: u64,
+        limit: usize,
+        epoch: Option<&str>,
+    ) -> Result<ReplayPage, ApiError> {
+        let CanvasStore::Cluster(store) = &self.inner.store else {
+            return Err(ApiError::BadRequest(
+                "`chunk` is for a board on a Redis Cluster, where seq counts per chunk; this \
+                 board's seq is canvas-wide: ask without it"
+                    .into(),
+            ));
+        };
+        let limit = limit.clamp(1, MAX_UPDATES_PAGE);
+        match store.chunk_updates_since(id, since, limit, epoch).await? {
             Updates::Page(page) => Ok(page),
             Updates::Gone { latest_seq } => Err(ApiError::Gone { since, latest_seq }),
         }

@@ -75,6 +75,9 @@ pub enum ApiError {
         "the {width}x{height} board is too large to read whole; read it by chunks: GET /api/chunk/{{cx}}/{{cy}}.bin"
     )]
     BoardTooLarge { width: u32, height: u32 },
+    /// What the Redis Cluster store does not do yet.
+    #[error("{0} are not available while the board is on a Redis Cluster (not built yet)")]
+    NotOnCluster(&'static str),
     /// An error as a remote canvas-api reported it.
     #[error("{}", .0.message)]
     Remote(ErrorDetail),
@@ -102,6 +105,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::RequestTimeout(_) => ErrorCode::RequestTimeout,
             ApiError::BoardTooLarge { .. } => ErrorCode::BoardTooLarge,
+            ApiError::NotOnCluster(_) => ErrorCode::NotOnCluster,
             ApiError::Remote(detail) => detail.code,
         }
     }
@@ -140,6 +144,7 @@ impl ApiError {
             ErrorCode::UsernameTaken => StatusCode::CONFLICT,
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::BoardTooLarge => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::NotOnCluster => StatusCode::NOT_IMPLEMENTED,
             ErrorCode::Internal | ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -158,7 +163,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Unavailable(cause) => ApiError::Unavailable(cause),
             StoreError::Corrupt(cause) => ApiError::Internal(cause),
-            unsupported @ StoreError::Unsupported(_) => ApiError::Internal(unsupported.to_string()),
+            StoreError::Unsupported(what) => ApiError::NotOnCluster(what),
             StoreError::TooLargeToReadWhole { width, height } => {
                 ApiError::BoardTooLarge { width, height }
             }

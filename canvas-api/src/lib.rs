@@ -83,7 +83,7 @@ pub async fn run(
 /// embedded store in `DATA_DIR`.
 pub async fn open_store(
     canvas: &config::CanvasArgs,
-    redis: Option<redis::ConnectionInfo>,
+    redis: plumbing::redis::RedisTarget,
     store: &config::StoreArgs,
 ) -> anyhow::Result<store::CanvasStore> {
     canvas.validate_for_store().map_err(anyhow::Error::msg)?;
@@ -91,8 +91,19 @@ pub async fn open_store(
         width: canvas.width,
         height: canvas.height,
     };
+    use plumbing::redis::RedisTarget;
     Ok(match redis {
-        Some(info) => store::CanvasStore::Redis(
+        RedisTarget::Cluster(nodes) => store::CanvasStore::Cluster(
+            store::ClusterStore::connect(
+                nodes,
+                geometry,
+                canvas.replay_log_len,
+                canvas.history_len as usize,
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("Redis Cluster: {e}"))?,
+        ),
+        RedisTarget::Node(info) => store::CanvasStore::Redis(
             store::RedisStore::connect(
                 info,
                 geometry,
@@ -102,7 +113,7 @@ pub async fn open_store(
             .await
             .map_err(|e| anyhow::anyhow!("Redis: {e}"))?,
         ),
-        None => {
+        RedisTarget::Embedded => {
             let dir = store.data_dir.clone();
             let log_len = canvas.replay_log_len;
             let history_len = canvas.history_len as usize;

@@ -47,40 +47,39 @@ async fn main() -> anyhow::Result<()> {
     config.canvas.validate().map_err(anyhow::Error::msg)?;
     config.auth.validate().map_err(anyhow::Error::msg)?;
     let policy = HttpPolicy::from_args(&config.http).map_err(anyhow::Error::msg)?;
-    let redis = config.redis.connection_info().map_err(anyhow::Error::msg)?;
+    let redis = config.redis.target().map_err(anyhow::Error::msg)?;
 
     // Bind first: a taken port must fail before the store is opened.
     let addr = config.listen.addr(DEFAULT_PORT);
     let listener = plumbing::listen::bind(addr, None)
         .with_context(|| format!("{} {addr}: cannot listen", config.listen.source()))?;
     let store = canvas_api::open_store(&config.canvas, redis, &config.store).await?;
-    let auth = match &store {
-        canvas_api::store::CanvasStore::Redis(r) => {
-            Auth::start(&config.auth, Some(r.connection()), None).await?
-        }
-        canvas_api::store::CanvasStore::Embedded(_) => {
-            Auth::start(&config.auth, None, Some(&config.store.data_dir)).await?
-        }
-        // `open_store` does not open one yet: sessions and notices still
-        // take a single node's connection.
-        canvas_api::store::CanvasStore::Cluster(_) => {
-            anyhow::bail!("canvas-api does not serve a Redis Cluster store yet")
-        }
+    let shared = store.connection();
+    let auth = match &shared {
+        Some(conn) => Auth::start(&config.auth, Some(conn.clone()), None).await?,
+        None => Auth::start(&config.auth, None, Some(&config.store.data_dir)).await?,
     };
-    let announcer = match &store {
-        canvas_api::store::CanvasStore::Redis(r) => Announcer::Redis(r.connection()),
-        canvas_api::store::CanvasStore::Embedded(_)
-        | canvas_api::store::CanvasStore::Cluster(_) => Announcer::Nobody,
+    let announcer = match shared {
+        Some(conn) => Announcer::Redis(conn),
+        None => Announcer::Nobody,
     };
     let canvas = Canvas::from_args(store.clone(), &config.canvas);
+    // The archive's keyframes are whole boards, which a cluster does not
+    // read yet.
+    let clustered = matches!(store, canvas_api::store::CanvasStore::Cluster(_));
+    if clustered && config.archive.archive_mode == canvas_api::config::ArchiveMode::On {
+        anyhow::bail!(
+            "HISTORY_ARCHIVE=on is not available on a Redis Cluster yet (its keyframes are whole boards)"
+        );
+    }
     let tracker = TaskTracker::new();
     let cancel = CancellationToken::new();
     let archive = match config
         .archive
         .folder(
             &config.store,
-            matches!(store, canvas_api::store::CanvasStore::Redis(_)),
-            config.canvas.readable_whole(),
+            !matches!(store, canvas_api::store::CanvasStore::Embedded(_)),
+            config.canvas.readable_whole() && !clustered,
         )
         .map_err(anyhow::Error::msg)?
     {

@@ -13,7 +13,7 @@ use protocol::{Color, PixelUpdated};
 
 use crate::canvas::Canvas;
 use crate::error::ApiError;
-use crate::store::{PixelRecord, Rewrite};
+use crate::store::{CanvasStore, PixelRecord, Rewrite};
 
 /// Who moderation writes are attributed to; `~` is not allowed in a
 /// username, so no player can pose as it.
@@ -181,7 +181,11 @@ impl Canvas {
         }
         let planned = writes.len() as u64;
         let events = self.store().rewrite(&writes, MODERATION_USER).await?;
-        let seq = self.store().latest_seq().await?;
+        let seq = match self.store() {
+            // `seq` is per chunk there; each event carries its chunk's.
+            CanvasStore::Cluster(_) => 0,
+            store => store.latest_seq().await?,
+        };
         let changed = events.len() as u64;
         self.metrics().moderation_writes.add(changed);
         if let Some(last) = events.last() {

@@ -25,6 +25,7 @@ use crate::clock::now_ms;
 use crate::error::ApiError;
 use crate::gateway_proof::PlacementClaim;
 use crate::render;
+use crate::store::chunk::ChunkId;
 
 /// The largest `PUT /api/pixel` body.
 pub const MAX_PIXEL_BODY: usize = 4 * 1024;
@@ -325,7 +326,16 @@ async fn updates(
             )));
         }
     };
-    let page = state.canvas.updates_since(since, limit, epoch).await?;
+    let page = match query.get("chunk") {
+        None => state.canvas.updates_since(since, limit, epoch).await?,
+        Some(raw) => {
+            let id = parse_chunk_pair(raw, state.canvas.geometry())?;
+            state
+                .canvas
+                .chunk_updates_since(id, since, limit, epoch)
+                .await?
+        }
+    };
     Ok(Json(UpdatesPage {
         events: page
             .events
@@ -336,6 +346,34 @@ async fn updates(
         has_more: page.has_more,
         epoch: page.epoch,
     }))
+}
+
+/// `chunk=CX,CY` of `/api/updates`, a chunk on the board.
+fn parse_chunk_pair(raw: &str, g: crate::store::Geometry) -> Result<ChunkId, ApiError> {
+    let parsed = raw.split_once(',').and_then(|(cx, cy)| {
+        let number = |s: &str| {
+            (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse::<u32>().ok())
+                .flatten()
+        };
+        Some(ChunkId {
+            cx: number(cx)?,
+            cy: number(cy)?,
+        })
+    });
+    match parsed {
+        Some(id) if g.has_chunk(id) => Ok(id),
+        Some(id) => Err(ApiError::NotFound(format!(
+            "chunk ({}, {}) is outside the board: it has {}x{} chunks",
+            id.cx,
+            id.cy,
+            g.chunks_across(),
+            g.chunks_down()
+        ))),
+        None => Err(ApiError::BadRequest(format!(
+            "`chunk` must be two chunk numbers, `CX,CY`, got {raw:?}"
+        ))),
+    }
 }
 
 /// What an epoch can look like (the stores make 32 hex digits).

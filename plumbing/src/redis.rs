@@ -71,6 +71,46 @@ pub async fn connect_cluster(
         .await
 }
 
+/// A connection to the Redis a service runs on, one node or a cluster, for
+/// code that sends single-key commands and scripts either way (session
+/// claims, the shared secret, user channels).
+#[derive(Clone)]
+pub enum Connection {
+    Node(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Connection {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            Connection::Node(c) => c.req_packed_command(cmd),
+            Connection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Connection::Node(c) => c.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Node(c) => c.get_db(),
+            Connection::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 /// Whether `INFO cluster` says the server is a node of a Redis Cluster.
 fn cluster_enabled(info: &str) -> bool {
     info.lines().any(|line| line.trim() == "cluster_enabled:1")
@@ -84,6 +124,13 @@ pub struct RedisArgs {
     /// embedded on-disk store instead.
     #[arg(long = "redis-url", env = "REDIS_URL")]
     pub url: Option<String>,
+    /// Nodes of a Redis Cluster to start from, comma-separated
+    /// (`host:port` or `redis://host:port`; `rediss://`, or REDIS_TLS, for
+    /// TLS), instead of REDIS_URL: the board is then kept by chunks spread
+    /// over the cluster's masters. REDIS_PASSWORD, REDIS_USERNAME and
+    /// REDIS_TLS_* apply to every node. canvas-api only, for now.
+    #[arg(long = "redis-cluster-nodes", env = "REDIS_CLUSTER_NODES")]
+    pub cluster_nodes: Option<String>,
 
     /// Redis host, the prototype's way (used when REDIS_URL is unset).
     #[arg(long = "redis-host", env = "REDIS_HOST")]
@@ -129,12 +176,75 @@ pub struct RedisArgs {
     pub tls_key_file: Option<PathBuf>,
 }
 
+/// What the `REDIS_*` options name.
+#[derive(Debug, Clone)]
+pub enum RedisTarget {
+    /// Nothing: the embedded store.
+    Embedded,
+    /// One node (a standalone server, or a primary with replicas).
+    Node(redis::ConnectionInfo),
+    /// The nodes of a Redis Cluster to start from.
+    Cluster(Vec<redis::ConnectionInfo>),
+}
+
 impl RedisArgs {
+    /// What the options name, for a service that can run on a cluster.
+    pub fn target(&self) -> Result<RedisTarget, String> {
+        use redis::IntoConnectionInfo;
+        let Some(nodes) = &self.cluster_nodes else {
+            return Ok(match self.connection_info()? {
+                Some(info) => RedisTarget::Node(info),
+                None => RedisTarget::Embedded,
+            });
+        };
+        if self.url.is_some() || self.host.is_some() {
+            return Err(
+                "REDIS_CLUSTER_NODES and REDIS_URL/REDIS_HOST name different Redis deployments; set one"
+                    .into(),
+            );
+        }
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        let infos = nodes
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(|node| {
+                let url = if node.contains("://") {
+                    node.to_owned()
+                } else {
+                    format!("{scheme}://{node}")
+                };
+                let info = url.as_str().into_connection_info().map_err(|e| {
+                    format!("REDIS_CLUSTER_NODES: {node:?} is not a Redis address: {e}")
+                })?;
+                if info.redis_settings().db() != 0 {
+                    return Err(format!(
+                        "REDIS_CLUSTER_NODES: {node:?} names a database; a Redis Cluster has only database 0"
+                    ));
+                }
+                self.settle(info)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if infos.is_empty() {
+            return Err("REDIS_CLUSTER_NODES names no node".into());
+        }
+        Ok(RedisTarget::Cluster(infos))
+    }
+
     /// The Redis connection settings, or `None` for the embedded store. With
     /// TLS files given, the returned settings carry the parsed certificates,
     /// so every connection made from them (commands, pub/sub) uses them.
+    /// Refuses REDIS_CLUSTER_NODES: only [`Self::target`]'s callers run on
+    /// a cluster.
     pub fn connection_info(&self) -> Result<Option<redis::ConnectionInfo>, String> {
         use redis::IntoConnectionInfo;
+        if self.cluster_nodes.is_some() {
+            return Err(
+                "REDIS_CLUSTER_NODES is set, but this service does not run on a Redis Cluster \
+                 yet (only canvas-api does; ARCHITECTURE.md, \"Growing past one Redis\")"
+                    .into(),
+            );
+        }
         let info = match (&self.url, &self.host) {
             (Some(url), _) => url
                 .as_str()
@@ -158,6 +268,11 @@ impl RedisArgs {
                 return Ok(None);
             }
         };
+        self.settle(info).map(Some)
+    }
+
+    /// `info` with the password, ACL user and TLS files of the options.
+    fn settle(&self, info: redis::ConnectionInfo) -> Result<redis::ConnectionInfo, String> {
         let mut settings = info.redis_settings().clone();
         if settings.password().is_none()
             && let Some(password) = &self.password
@@ -176,7 +291,7 @@ impl RedisArgs {
         }
         let info = info.set_redis_settings(settings);
         if !self.has_tls_files() {
-            return Ok(Some(info));
+            return Ok(info);
         }
         if !matches!(info.addr(), redis::ConnectionAddr::TcpTls { .. }) {
             return Err(
@@ -219,7 +334,7 @@ impl RedisArgs {
             },
         )
         .map_err(|e| format!("Redis TLS files: {e}"))?;
-        Ok(Some(client.get_connection_info().clone()))
+        Ok(client.get_connection_info().clone())
     }
 
     fn has_tls_files(&self) -> bool {
@@ -241,6 +356,7 @@ mod tests {
     fn args(url: Option<&str>, host: Option<&str>, password: Option<&str>) -> RedisArgs {
         RedisArgs {
             url: url.map(Into::into),
+            cluster_nodes: None,
             host: host.map(Into::into),
             port: 6380,
             password: password.map(Into::into),
@@ -251,6 +367,43 @@ mod tests {
             tls_cert_file: None,
             tls_key_file: None,
         }
+    }
+
+    #[test]
+    fn cluster_nodes_are_a_list_of_addresses_each_with_the_password() {
+        let mut a = args(None, None, Some("pw"));
+        a.cluster_nodes = Some(" 10.0.0.1:7000, redis://10.0.0.2:7001 ,".into());
+        let RedisTarget::Cluster(nodes) = a.target().unwrap() else {
+            panic!("not a cluster");
+        };
+        let described: Vec<(String, Option<&str>)> = nodes
+            .iter()
+            .map(|n| (n.addr().to_string(), n.redis_settings().password()))
+            .collect();
+        assert_eq!(
+            described,
+            [
+                ("10.0.0.1:7000".to_owned(), Some("pw")),
+                ("10.0.0.2:7001".to_owned(), Some("pw"))
+            ]
+        );
+        // A service that cannot run on a cluster says so.
+        let refused = a.connection_info().unwrap_err();
+        assert!(refused.contains("only canvas-api"), "{refused}");
+    }
+
+    #[test]
+    fn cluster_nodes_refuse_what_a_cluster_cannot_be() {
+        let mut a = args(Some("redis://h:1/0"), None, None);
+        a.cluster_nodes = Some("h:7000".into());
+        assert!(a.target().unwrap_err().contains("set one"));
+        let mut a = args(None, None, None);
+        a.cluster_nodes = Some(" , ".into());
+        assert!(a.target().unwrap_err().contains("names no node"));
+        a.cluster_nodes = Some("redis://h:7000/3".into());
+        assert!(a.target().unwrap_err().contains("only database 0"));
+        a.cluster_nodes = Some("h:notaport".into());
+        assert!(a.target().unwrap_err().contains("not a Redis address"));
     }
 
     #[test]

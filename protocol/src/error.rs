@@ -54,6 +54,10 @@ pub enum ErrorCode {
     /// A whole-board read (`canvas.bin`, PNG, the prototype's JSON, the
     /// history) of a board too large to read whole: read it by chunks.
     BoardTooLarge,
+    /// Something canvas-api does not do yet when it keeps the board on a
+    /// Redis Cluster (whole-board reads, the canvas-wide replay log,
+    /// clears): HTTP 501.
+    NotOnCluster,
     /// A code this build does not know (sent by a newer server).
     #[serde(other)]
     Unknown,
@@ -84,6 +88,7 @@ impl ErrorCode {
             ErrorCode::UsernameTaken => "username_taken",
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::BoardTooLarge => "board_too_large",
+            ErrorCode::NotOnCluster => "not_on_cluster",
             ErrorCode::Unknown => "unknown",
         }
     }

@@ -42,7 +42,8 @@ pub struct CanvasConfig {
     pub pool_size: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool_refill_ms: Option<u64>,
-    /// The canvas-wide `seq` when the config was read.
+    /// The canvas-wide `seq` when the config was read (0 on a Redis
+    /// Cluster, which counts `seq` per chunk: a chunk's comes with it).
     #[serde(default)]
     pub seq: u64,
     /// `AUTH=required`: placing needs a session token (`POST /api/session`).
@@ -272,7 +273,8 @@ pub struct ModerationResult {
     /// Pixels whose history did not reach back far enough; they were set
     /// to the background color.
     pub unknown: u64,
-    /// The canvas-wide `seq` after the action.
+    /// The canvas-wide `seq` after the action (0 on a Redis Cluster,
+    /// which counts `seq` per chunk).
     pub seq: u64,
 }
 

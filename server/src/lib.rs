@@ -164,14 +164,26 @@ impl Gateway {
         // remote canvas-api without Redis needs AUTH_SECRET.
         let auth_dir =
             matches!(site, BoardSite::InProcess).then_some(config.store.data_dir.as_path());
-        let auth = Auth::start(&config.auth, transport.redis_conn().cloned(), auth_dir).await?;
+        let auth = Auth::start(
+            &config.auth,
+            transport
+                .redis_conn()
+                .map(|c| plumbing::redis::Connection::Node(c.clone())),
+            auth_dir,
+        )
+        .await?;
 
         // Kept by whichever process holds the board.
         let mut archive = None;
         let backend = match site.remote(auth.clone()) {
             Some(remote) => CanvasBackend::Remote(remote?),
             None => {
-                let redis_info = transport.redis_info().cloned();
+                // The gateway runs on one node or none (a cluster is refused
+                // with the rest of its options).
+                let redis_info = match transport.redis_info() {
+                    Some(info) => plumbing::redis::RedisTarget::Node(info.clone()),
+                    None => plumbing::redis::RedisTarget::Embedded,
+                };
                 let store =
                     canvas_api::open_store(&config.canvas, redis_info, &config.store).await?;
                 // Without Redis, the embedded store hands each write to

@@ -67,7 +67,9 @@ impl Transport {
     /// addressed to that user.
     pub fn announcer(&self, mailboxes: &Arc<Mailboxes>) -> Announcer {
         match self {
-            Transport::Redis { conn, .. } => Announcer::Redis(conn.clone()),
+            Transport::Redis { conn, .. } => {
+                Announcer::Redis(plumbing::redis::Connection::Node(conn.clone()))
+            }
             Transport::InProcess => local_announcer(mailboxes.clone()),
         }
     }

@@ -1,9 +1,10 @@
-//! Redis Cluster, on a real 3-master cluster on loopback. The services do
-//! not serve one yet (ARCHITECTURE.md, "Growing past one Redis"): pointed at
-//! one of its nodes, both stop at start-up and say so, instead of failing
-//! pixel by pixel with `MOVED`. The cluster store itself
-//! ([`ClusterStore`]) is tested here directly: placements across slots, a
-//! chunk's sharded channel, a master restarted mid-traffic.
+//! Redis Cluster, on a real 3-master cluster on loopback. canvas-api keeps
+//! the board on one with `REDIS_CLUSTER_NODES`; the gateway does not follow
+//! one yet (ARCHITECTURE.md, "Growing past one Redis") and says so, and a
+//! `REDIS_URL` naming one node of a cluster stops both services at
+//! start-up, instead of failing pixel by pixel with `MOVED`. The cluster
+//! store ([`ClusterStore`]) is also tested directly: placements across
+//! slots, a chunk's sharded channel, a master restarted mid-traffic.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -11,10 +12,11 @@ use std::time::Duration;
 use canvas_api::store::chunk::{CHUNK_SIZE, ChunkId, offset_in_chunk};
 use canvas_api::store::{ClusterStore, Geometry, PlaceOutcome, Rewrite, Updates, Write};
 use futures_util::StreamExt;
-use protocol::{Color, ServerMessage, names};
+use protocol::{Color, ErrorCode, ServerMessage, names};
 use redis::IntoConnectionInfo;
 
 use crate::harness::Process;
+use crate::harness::http::{chunk_bin, client, get_json, pixel_in_chunk, put_pixel};
 use crate::harness::redis_cluster::RedisCluster;
 
 #[tokio::test]
@@ -446,5 +448,79 @@ async fn a_moderation_rewrite_is_a_compare_and_set_on_the_chunks_seq() {
             .unwrap()
             .seq,
         1
+    );
+}
+
+/// canvas-api on a Redis Cluster (`REDIS_CLUSTER_NODES`): placements over
+/// HTTP land on the chunks' masters, a chunk comes with its own `seq`, its
+/// replay log is asked per chunk, and what a cluster does not do yet is
+/// refused with `not_on_cluster`, not a 500. The gateway refuses the
+/// option with the reason.
+#[tokio::test]
+async fn canvas_api_serves_a_board_kept_on_a_redis_cluster() {
+    let cluster = RedisCluster::start(3).await;
+    let nodes = cluster.urls().join(",");
+    let api = Process::spawn(
+        "canvas-api",
+        &[
+            ("REDIS_CLUSTER_NODES", nodes.clone()),
+            ("CANVAS_WIDTH", "4096".into()),
+            ("CANVAS_HEIGHT", "4096".into()),
+            ("COOLDOWN_MS", "0".into()),
+            ("PALETTE", "any".into()),
+        ],
+    )
+    .await;
+    let base = api.http();
+    let config: protocol::http::CanvasConfig = get_json(&format!("{base}/api/config")).await;
+    assert_eq!((config.whole_board, config.seq), (false, 0));
+
+    // Two pixels in chunk (1, 0), one in chunk (9, 9).
+    for (x, y, color) in [
+        (300, 5, "#102030"),
+        (301, 5, "#405060"),
+        (9 * 256 + 1, 9 * 256 + 2, "#708090"),
+    ] {
+        let r = put_pixel(&base, x, y, color, "painter").await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    let (rgb, seq, _) = chunk_bin(&base, 1, 0).await;
+    assert_eq!(seq, 2);
+    assert_eq!(pixel_in_chunk(&rgb, 301, 5), [0x40, 0x50, 0x60]);
+    let (rgb, seq, _) = chunk_bin(&base, 9, 9).await;
+    assert_eq!(seq, 1);
+    assert_eq!(
+        pixel_in_chunk(&rgb, 9 * 256 + 1, 9 * 256 + 2),
+        [0x70, 0x80, 0x90]
+    );
+
+    let page: protocol::http::UpdatesPage =
+        get_json(&format!("{base}/api/updates?since=1&chunk=1,0")).await;
+    assert_eq!(page.latest_seq, 2);
+    assert!(
+        matches!(page.events.as_slice(), [ServerMessage::PixelUpdated(e)] if (e.x, e.y, e.seq) == (301, 5, 2)),
+        "{page:?}"
+    );
+    for (path, status, code) in [
+        ("/api/updates?since=0", 501, ErrorCode::NotOnCluster),
+        ("/api/canvas.bin", 501, ErrorCode::NotOnCluster),
+        ("/api/updates?since=0&chunk=16,0", 404, ErrorCode::NotFound),
+        ("/api/updates?since=0&chunk=1", 400, ErrorCode::BadRequest),
+    ] {
+        let r = client().get(format!("{base}{path}")).send().await.unwrap();
+        let got = r.status().as_u16();
+        let body: protocol::http::ErrorBody = r.json().await.expect("an error body");
+        assert_eq!((got, body.error.code), (status, code), "{path}: {body:?}");
+    }
+
+    let (status, log) =
+        Process::spawn_expecting_failure("server", &[("REDIS_CLUSTER_NODES", nodes)]).await;
+    assert!(
+        !status.success(),
+        "the gateway started on a cluster:\n{log}"
+    );
+    assert!(
+        log.contains("only canvas-api"),
+        "the gateway did not say why:\n{log}"
     );
 }

@@ -258,6 +258,16 @@ impl CanvasStore {
         }
     }
 
+    /// The Redis the store is on, for what shares it (session claims, user
+    /// channels); `None` for the embedded store.
+    pub fn connection(&self) -> Option<plumbing::redis::Connection> {
+        match self {
+            CanvasStore::Redis(s) => Some(plumbing::redis::Connection::Node(s.connection())),
+            CanvasStore::Cluster(s) => Some(plumbing::redis::Connection::Cluster(s.connection())),
+            CanvasStore::Embedded(_) => None,
+        }
+    }
+
     /// Where the embedded store announces what it stores (the single
     /// process's fan-out). Redis announces on `pixel-updates` by itself.
     pub fn announce_to(&self, announce: Announce) {

@@ -139,6 +139,11 @@ impl ClusterStore {
         self.geometry
     }
 
+    /// A clone of the cluster connection, for what shares the cluster.
+    pub fn connection(&self) -> ClusterConnection {
+        self.conn.clone()
+    }
+
     /// Stored writes whose announcement failed.
     pub fn announce_failures(&self) -> Arc<Counter> {
         self.announce_failures.clone()
