@@ -105,7 +105,7 @@ pub async fn open_store(
         ),
         RedisTarget::Node(info) => store::CanvasStore::Redis(
             store::RedisStore::connect(
-                info,
+                *info,
                 geometry,
                 canvas.replay_log_len,
                 canvas.history_len as usize,

@@ -182,7 +182,7 @@ pub enum RedisTarget {
     /// Nothing: the embedded store.
     Embedded,
     /// One node (a standalone server, or a primary with replicas).
-    Node(redis::ConnectionInfo),
+    Node(Box<redis::ConnectionInfo>),
     /// The nodes of a Redis Cluster to start from.
     Cluster(Vec<redis::ConnectionInfo>),
 }
@@ -193,7 +193,7 @@ impl RedisArgs {
         use redis::IntoConnectionInfo;
         let Some(nodes) = &self.cluster_nodes else {
             return Ok(match self.connection_info()? {
-                Some(info) => RedisTarget::Node(info),
+                Some(info) => RedisTarget::Node(Box::new(info)),
                 None => RedisTarget::Embedded,
             });
         };

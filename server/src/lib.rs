@@ -181,7 +181,7 @@ impl Gateway {
                 // The gateway runs on one node or none (a cluster is refused
                 // with the rest of its options).
                 let redis_info = match transport.redis_info() {
-                    Some(info) => plumbing::redis::RedisTarget::Node(info.clone()),
+                    Some(info) => plumbing::redis::RedisTarget::Node(Box::new(info.clone())),
                     None => plumbing::redis::RedisTarget::Embedded,
                 };
                 let store =
