@@ -160,7 +160,7 @@ async fn placements_across_slots_are_stored_with_a_seq_per_chunk_on_every_master
 
     // The chunks' keys are spread over all three masters, one each.
     let mut masters = BTreeSet::new();
-    for (id, _) in &by_chunk {
+    for id in by_chunk.keys() {
         let on = holders(&cluster, &names::canvas::board_chunk(id.cx, id.cy)).await;
         assert_eq!(on.len(), 1, "chunk {id:?} is on {on:?}");
         masters.insert(on[0]);
