@@ -191,6 +191,39 @@ async fn cases(store: &CanvasStore) -> Vec<String> {
         "batch: {}",
         outcomes.iter().map(kind).collect::<Vec<_>>().join(", ")
     ));
+
+    // A write its IP refuses changes nothing for its user: no cooldown
+    // (on a cluster, given back), no entry in the user's pixels.
+    let shared_ip = |x, user: &str, ip: &str| Write {
+        cooldown_ms: 60_000,
+        ip_pool: Some((
+            ip.parse::<IpAddr>().expect("an address"),
+            Gcra {
+                size: 1,
+                refill_ms: 60_000,
+            },
+        )),
+        ..write(x, 70, user)
+    };
+    for (w, what) in [
+        (shared_ip(70, "first", "198.51.100.7"), "first from an IP"),
+        (
+            shared_ip(71, "second", "198.51.100.7"),
+            "second from that IP",
+        ),
+        (
+            shared_ip(72, "second", "198.51.100.8"),
+            "second from another IP",
+        ),
+    ] {
+        let outcome = store.place(&w).await.expect("the store answers");
+        log.push(format!("{what}: {}", kind(&outcome)));
+    }
+    let placed = store
+        .user_pixels_since("second", 0)
+        .await
+        .expect("user pixels");
+    log.push(format!("second's pixels: {placed:?}"));
     log
 }
 
@@ -242,7 +275,7 @@ async fn a_redis_cluster_keeps_the_same_rules() {
 }
 
 /// What the rules say `cases` gives.
-const EXPECTED: [&str; 20] = [
+const EXPECTED: [&str; 24] = [
     "first placement: stored seq 1",
     "again within the cooldown: cooldown",
     "another user meanwhile: stored seq 2",
@@ -263,6 +296,10 @@ const EXPECTED: [&str; 20] = [
     "history of (50, 50): [(\"h3\", 12), (\"h2\", 11), (\"h1\", 10)]",
     "replay log: seqs [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], latest 12",
     "batch: stored seq 13, cooldown, stored seq 14",
+    "first from an IP: stored seq 15",
+    "second from that IP: ip limited",
+    "second from another IP: stored seq 16",
+    "second's pixels: [(72, 70)]",
 ];
 
 /// Both stores' chunk reads agree on a 65,536² board (the embedded store's

@@ -4,12 +4,12 @@
 //!
 //! 1. the board's protections are read (one small hash);
 //! 2. each user's writes, in order: ban, protection, cooldown, pool; a
-//!    write that passes takes its cooldown and pool share (`reserve.lua`);
+//!    write that passes takes its cooldown and pool share and enters the
+//!    user's index of placed pixels (`reserve.lua`);
 //! 3. each IP's writes that passed: its pool (`ip_pool.lua`); a write it
 //!    refuses gives its user's share back (`refund.lua`);
 //! 4. each chunk's writes that passed, in order: `seq`, log, bytes,
-//!    metadata, history, announcement (`write.lua`), which cannot refuse;
-//! 5. each user's index of placed pixels (what "undo a user" reads).
+//!    metadata, history, announcement (`write.lua`), which cannot refuse.
 //!
 //! Step 4 is where a pixel becomes stored; nothing is acknowledged before
 //! it. A chunk whose master does not answer fails the batch (after giving
@@ -30,7 +30,6 @@ use std::hash::Hash;
 use protocol::PixelUpdated;
 use protocol::names::canvas::cluster as keys;
 use protocol::names::{PIXEL_UPDATES_CHANNEL, chunk_channel};
-use redis::AsyncCommands;
 
 use super::{ClusterStore, chunk_key};
 use crate::store::chunk::{ChunkId, offset_in_chunk};
@@ -64,7 +63,7 @@ fn group_by<K: Eq + Hash + Clone>(
 fn refusal(reply: &[i64]) -> Result<Option<PlaceOutcome>, StoreError> {
     let ms = |ms: i64| ms.max(1) as u64;
     Ok(match reply {
-        [1] => None,
+        [1] | [1, _] => None,
         [0, ttl] => Some(PlaceOutcome::Cooldown {
             retry_after_ms: ms(*ttl),
         }),
@@ -94,6 +93,9 @@ impl ClusterStore {
         let protections = self.protections().await?;
         let token = new_epoch();
         let mut outcomes: Vec<Option<PlaceOutcome>> = vec![None; writes.len()];
+        // Each reserved write's pixel's previous score in its user's index
+        // (-1: none), what a refund puts back.
+        let mut indexed = vec![-1; writes.len()];
 
         let users = group_by(0..writes.len(), |i| writes[i].username.as_str());
         let replies = futures_util::future::try_join_all(users.iter().map(|(user, members)| {
@@ -101,7 +103,9 @@ impl ClusterStore {
             call.key(keys::user(user, "ban"))
                 .key(keys::user(user, "cooldown"))
                 .key(keys::user(user, "pool"))
-                .arg(&token);
+                .key(keys::user(user, "pixels"))
+                .arg(&token)
+                .arg(USER_PIXELS_LEN);
             for &i in members {
                 let w = &writes[i];
                 let protected = protections.iter().any(|p| p.rect.contains(w.x, w.y));
@@ -109,7 +113,8 @@ impl ClusterStore {
                 call.arg(if protected { "1" } else { "0" })
                     .arg(w.cooldown_ms)
                     .arg(size)
-                    .arg(refill);
+                    .arg(refill)
+                    .arg(self.geometry.index(w.x, w.y));
             }
             let mut conn = self.conn.clone();
             async move { call.invoke_async::<Vec<Vec<i64>>>(&mut conn).await }
@@ -126,12 +131,15 @@ impl ClusterStore {
             }
             for (&i, reply) in members.iter().zip(replies) {
                 outcomes[i] = refusal(&reply)?;
+                if let [1, previous] = reply[..] {
+                    indexed[i] = previous;
+                }
             }
         }
 
         let limited = self.ip_step(writes, &mut outcomes).await?;
         if !limited.is_empty() {
-            self.refund(writes, &limited, &token).await;
+            self.refund(writes, &limited, &indexed, &token).await;
         }
 
         let chunks = group_by((0..writes.len()).filter(|&i| outcomes[i].is_none()), |i| {
@@ -152,7 +160,7 @@ impl ClusterStore {
                     }
                 }
                 Err(e) => {
-                    self.refund(writes, members, &token).await;
+                    self.refund(writes, members, &indexed, &token).await;
                     failure.get_or_insert(e);
                 }
             }
@@ -160,7 +168,6 @@ impl ClusterStore {
         if let Some(e) = failure {
             return Err(e);
         }
-        self.index_user_pixels(writes, &outcomes).await;
         outcomes
             .into_iter()
             .map(|o| o.ok_or_else(|| StoreError::Corrupt("a write got no outcome".into())))
@@ -209,17 +216,24 @@ impl ClusterStore {
     }
 
     /// Gives back what step 2 took for `members` (writes that will not be
-    /// stored). Best effort: a refund that fails costs its user a cooldown
-    /// and is logged.
-    async fn refund(&self, writes: &[Write], members: &[usize], token: &str) {
+    /// stored), `indexed` being each write's previous score in its user's
+    /// index. Best effort: a refund that fails costs its user a cooldown
+    /// (and leaves an index entry "undo" finds nothing behind), and is
+    /// logged.
+    async fn refund(&self, writes: &[Write], members: &[usize], indexed: &[i64], token: &str) {
         let users = group_by(members.iter().copied(), |i| writes[i].username.as_str());
         let results = futures_util::future::join_all(users.iter().map(|(user, members)| {
             let mut call = self.scripts.refund.prepare_invoke();
             call.key(keys::user(user, "cooldown"))
                 .key(keys::user(user, "pool"))
+                .key(keys::user(user, "pixels"))
                 .arg(token);
-            for &i in members {
-                call.arg(writes[i].pool.map_or(0, |p| p.refill_ms));
+            // Last first: two writes of one pixel put back the older score.
+            for &i in members.iter().rev() {
+                let w = &writes[i];
+                call.arg(w.pool.map_or(0, |p| p.refill_ms))
+                    .arg(self.geometry.index(w.x, w.y))
+                    .arg(indexed[i]);
             }
             let mut conn = self.conn.clone();
             async move { call.invoke_async::<i64>(&mut conn).await }
@@ -301,39 +315,5 @@ impl ClusterStore {
                 }
             })
             .collect())
-    }
-
-    /// Step 5: each user's index of placed pixels. Best effort: the pixels
-    /// are stored; an index entry that fails only hides that pixel from
-    /// "undo a user", and is logged.
-    async fn index_user_pixels(&self, writes: &[Write], outcomes: &[Option<PlaceOutcome>]) {
-        let stored = group_by(
-            (0..writes.len()).filter(|&i| matches!(outcomes[i], Some(PlaceOutcome::Stored(_)))),
-            |i| writes[i].username.as_str(),
-        );
-        let results = futures_util::future::join_all(stored.iter().map(|(user, members)| {
-            let key = keys::user(user, "pixels");
-            let entries: Vec<(u64, usize)> = members
-                .iter()
-                .filter_map(|&i| match &outcomes[i] {
-                    Some(PlaceOutcome::Stored(e)) => {
-                        Some((e.timestamp, self.geometry.index(e.x, e.y)))
-                    }
-                    _ => None,
-                })
-                .collect();
-            let mut conn = self.conn.clone();
-            async move {
-                let _: () = conn.zadd_multiple(&key, &entries).await?;
-                conn.zremrangebyrank::<_, ()>(&key, 0, -(USER_PIXELS_LEN as isize + 1))
-                    .await
-            }
-        }))
-        .await;
-        for ((user, _), result) in stored.iter().zip(results) {
-            if let Err(e) = result {
-                tracing::warn!(user, error = %e, "indexing a user's stored pixels failed");
-            }
-        }
     }
 }

@@ -3,17 +3,20 @@
 -- (decided by the caller from the board's protections), the cooldown and
 -- the pixel pool, in the order place.lua checks them. A write that passes
 -- takes its cooldown and its pool share at once, so the user's next write
--- (in this batch, or from another replica) meets them. The pixel itself is
--- written afterwards on its chunk's slot; a write that does not get there
--- gives its share back through refund.lua.
+-- (in this batch, or from another replica) meets them, and enters the
+-- user's index of placed pixels (what "undo a user" reads) here, on the
+-- user's slot, rather than in a call of its own after the write. The pixel
+-- itself is written afterwards on its chunk's slot; a write that does not
+-- get there gives all of it back through refund.lua.
 --
--- KEYS[1] ban, KEYS[2] cooldown, KEYS[3] pool
+-- KEYS[1] ban, KEYS[2] cooldown, KEYS[3] pool, KEYS[4] the user's pixels
 -- ARGV[1] a token the cooldowns set here hold (refund.lua deletes only a
--- cooldown that still holds it); then four per write i (0-based) at
--- 1 + 4i + : 1 protected (1 or 0), 2 cooldown ms, 3 pool size (0: none),
--- 4 pool refill ms.
--- Returns one reply per write: {1} reserved; {0, ms} cooldown; {2, ms}
--- pool empty; {4} banned; {5} protected.
+-- cooldown that still holds it), ARGV[2] the user's pixels kept; then five
+-- per write i (0-based) at 2 + 5i + : 1 protected (1 or 0), 2 cooldown ms,
+-- 3 pool size (0: none), 4 pool refill ms, 5 pixel index.
+-- Returns one reply per write: {1, previous score of the pixel in the
+-- index, -1 for none} reserved; {0, ms} cooldown; {2, ms} pool empty; {4}
+-- banned; {5} protected.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local banned = redis.call('EXISTS', KEYS[1]) == 1
@@ -50,11 +53,15 @@ local function reserve(a)
   if tat then
     redis.call('SET', KEYS[3], string.format('%d', tat), 'PX', math.max(tat - now, 1))
   end
-  return {1}
+  local index = ARGV[a + 5]
+  local previous = tonumber(redis.call('ZSCORE', KEYS[4], index) or '-1')
+  redis.call('ZADD', KEYS[4], now, index)
+  redis.call('ZREMRANGEBYRANK', KEYS[4], 0, -(tonumber(ARGV[2]) + 1))
+  return {1, previous}
 end
 
 local replies = {}
-for i = 0, (#ARGV - 1) / 4 - 1 do
-  replies[i + 1] = reserve(1 + 4 * i)
+for i = 0, (#ARGV - 2) / 5 - 1 do
+  replies[i + 1] = reserve(2 + 5 * i)
 end
 return replies
